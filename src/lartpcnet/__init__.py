@@ -1,0 +1,3 @@
+"""lartpcnet: sparse deep-learning reconstruction of LArTPC images."""
+
+__version__ = "0.1.0"
