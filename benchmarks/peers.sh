@@ -20,10 +20,25 @@ build_spconv() {
   "$v/bin/python" -c "import spconv, spconv.pytorch; print('spconv', spconv.__version__, 'ok')"
 }
 
+patch_minkowski() {
+  # `from collections import Sequence[, namedtuple]` -> Sequence from collections.abc
+  grep -rlE "from collections import (Sequence|.*, *Sequence)" "$1" | while read -r f; do
+    sed -i -E \
+      -e 's/^( *)from collections import Sequence, namedtuple$/\1from collections import namedtuple\n\1from collections.abc import Sequence/' \
+      -e 's/^( *)from collections import Sequence$/\1from collections.abc import Sequence/' "$f"
+  done
+}
+
 build_minkowski() {
   local v="$peers/minkowski"
   if [ -x "$v/bin/python" ] && "$v/bin/python" -c "import MinkowskiEngine" 2>/dev/null; then
     echo "MinkowskiEngine: already built in $v"; return
+  fi
+  local site
+  if [ -x "$v/bin/python" ] && site=$("$v/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])") \
+      && [ -d "$site/MinkowskiEngine" ]; then
+    patch_minkowski "$site/MinkowskiEngine"   # built earlier, only the import patch missing
+    "$v/bin/python" -c "import MinkowskiEngine" 2>/dev/null && { echo "MinkowskiEngine: patched in $v"; return; }
   fi
   if ! dpkg -s libopenblas-dev >/dev/null 2>&1; then
     apt-get update -qq && apt-get install -y -qq libopenblas-dev
@@ -34,10 +49,8 @@ build_minkowski() {
   "$v/bin/pip" install -q "setuptools<60" 2>&1 | grep -v "dependency conflicts\|requires setuptools" || true
   "$v/bin/pip" install -q --no-build-isolation MinkowskiEngine==0.5.4
   # 0.5.4 still imports Sequence from `collections` (removed in Python 3.10).
-  local site
   site=$("$v/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
-  grep -rl "from collections import Sequence" "$site/MinkowskiEngine" \
-    | xargs -r sed -i 's/from collections import Sequence/from collections.abc import Sequence/'
+  patch_minkowski "$site/MinkowskiEngine"
   "$v/bin/python" -c "import MinkowskiEngine as ME; print('MinkowskiEngine', ME.__version__, 'ok')"
 }
 

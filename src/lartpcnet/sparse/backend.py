@@ -68,7 +68,8 @@ def spconv_forward(layer: _SparseConv, x: SparseTensor, kind: str) -> SparseTens
     module = _spconv_module(layer, x, kind, spc)
     indice_dict = x.cache.setdefault("spconv_indice_dict", {})
     sp_in = spc.SparseConvTensor(
-        x.feats, x.coords.int(), list(x.spatial_shape), x.batch_size, indice_dict=indice_dict
+        # spconv silently misreads non-contiguous indices (such as nonzero().int()): copy them.
+        x.feats, x.coords.int().contiguous(), list(x.spatial_shape), x.batch_size, indice_dict=indice_dict
     )
     k, d = layer.kernel_size, layer.dim
     # ours (K, C_in, C_out), K in C order  ->  spconv KRSC (C_out, *kernel, C_in)

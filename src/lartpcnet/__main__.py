@@ -1,0 +1,5 @@
+import sys
+
+from lartpcnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,94 @@
+"""The ``lartpcnet`` command line.
+
+Contract shared by every subcommand:
+- ``--json`` prints exactly one JSON object on stdout; progress bars and logs go to stderr.
+- A user error (bad file, event, field or argument) exits non-zero with one line on stderr that
+  names it, and no traceback. Set ``LARTPCNET_DEBUG=1`` to see the traceback anyway.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from lartpcnet.errors import DataError
+
+# Errors that describe bad input rather than a bug; everything else keeps its traceback.
+USER_ERRORS = (DataError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError)
+
+
+def _emit(payload: dict, as_json: bool, text: str) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(payload) + "\n")
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from lartpcnet.data.info import describe, format_description
+
+    desc = describe(args.file)
+    _emit(desc, args.json, format_description(desc))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from lartpcnet.bench import engine
+
+    report = engine.run(quick=args.quick, peers=args.peers, threads=args.threads, progress=not args.no_progress)
+    command = "lartpcnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    name = "engine-quick" if args.quick else "engine"
+    files = engine.write(report, Path(args.out), command, stem=name)
+    print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
+    _emit(report, args.json, engine.markdown(report, command))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lartpcnet", description="Sparse deep-learning reconstruction of LArTPC images."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    info = sub.add_parser("info", help="describe a data file (larcv3 HDF5, ...)")
+    info.add_argument("file", help="path of the data file")
+    info.add_argument("--json", action="store_true", help="print one JSON object")
+    info.set_defaults(func=cmd_info)
+
+    bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
+    bench.add_argument("target", choices=["engine"], help="engine: one sparse conv layer vs dense and peers")
+    bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
+    bench.add_argument("--json", action="store_true", help="print one JSON object")
+    bench.add_argument("--threads", type=int, default=2, help="torch threads for ours and dense (default 2)")
+    bench.add_argument("--peers", default=None,
+                       help="folder with the peers' venvs (default $LARTPCNET_PEERS or benchmarks/.peers)")
+    bench.add_argument("--out", default="benchmarks/results", help="folder for the .md/.json/.png results")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(func=cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except USER_ERRORS as err:
+        if os.environ.get("LARTPCNET_DEBUG"):
+            raise
+        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        print(f"lartpcnet {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lartpcnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

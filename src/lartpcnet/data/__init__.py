@@ -1,0 +1,1 @@
+"""Event data and file formats."""

@@ -1,0 +1,215 @@
+"""Reader for larcv3 HDF5 files (the format of the DeepLearnPhysics larcv3 library).
+
+Layout: ``/Events/event_id`` and one group ``/Data/<type>_<producer>_group`` per product, each
+with an ``extents`` table (per event: first row, count) into flat tables. Fields are read by
+name. Voxel ids are decoded in C order over ``image_meta.number_of_voxels`` (last axis fastest).
+
+Orientation: for 2D products ``number_of_voxels`` is (wires, ticks), so a voxel id decodes to
+``(wire, tick)``. lartpcnet images are (row, column) = (tick, wire): drift time down the rows,
+wires across, e.g. 1280 x 2048 for the SBND cosmic-tagging images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from lartpcnet.errors import DataError
+
+PRODUCT_TYPES = ("sparse2d", "sparse3d", "cluster2d", "cluster3d", "particle")
+
+
+@dataclass
+class Plane:
+    """One 2D projection of one event: active pixels as (row, col) = (tick, wire) and values."""
+
+    projection: int
+    shape: tuple[int, int]
+    coords: np.ndarray  # (N, 2) int64, (row, col)
+    values: np.ndarray  # (N,) float32
+
+
+@dataclass
+class Volume:
+    """One 3D image of one event: active voxels in C order over number_of_voxels, and values."""
+
+    shape: tuple[int, int, int]
+    coords: np.ndarray  # (N, 3) int64
+    values: np.ndarray  # (N,) float32
+
+
+class Larcv3File:
+    """Lazy per-event access to a larcv3 HDF5 file. ``len()`` is the number of events."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        try:
+            self._h5 = h5py.File(self.path, "r")
+        except FileNotFoundError:
+            raise
+        except OSError as err:
+            raise DataError(f"not a readable HDF5 file ({err})", file=self.path) from err
+        if "Data" not in self._h5 or "Events" not in self._h5:
+            raise DataError("not a larcv3 file: no /Data and /Events groups", file=self.path)
+        self.products: dict[str, tuple[str, str]] = {}
+        for group in self._h5["Data"]:
+            name = group[: -len("_group")] if group.endswith("_group") else group
+            kind, _, producer = name.partition("_")
+            if kind in PRODUCT_TYPES and producer:
+                self.products[name] = (kind, producer)
+        try:
+            self._events = int(self._h5["Events/event_id"].shape[0])
+        except (KeyError, OSError) as err:
+            raise DataError("cannot read the event table", file=self.path, field="Events/event_id") from err
+
+    def __len__(self) -> int:
+        return self._events
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self) -> Larcv3File:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def producers(self, kind: str) -> list[str]:
+        return [p for k, p in self.products.values() if k == kind]
+
+    # -- low level -----------------------------------------------------------------------
+    def _group(self, kind: str, producer: str) -> h5py.Group:
+        name = f"{kind}_{producer}"
+        if name not in self.products:
+            have = ", ".join(sorted(self.products)) or "none"
+            raise DataError(f"no product {name!r} (products: {have})", file=self.path)
+        return self._h5[f"Data/{name}_group"]
+
+    def _read(self, group: h5py.Group, field: str, rows: slice, event: int) -> np.ndarray:
+        try:
+            dataset = group[field]
+            if rows.stop > dataset.shape[0]:
+                raise DataError(
+                    f"rows {rows.start}:{rows.stop} past the end ({dataset.shape[0]} rows): truncated file?",
+                    file=self.path, event=event, field=f"{group.name}/{field}",
+                )
+            return dataset[rows]
+        except KeyError as err:
+            raise DataError("missing", file=self.path, event=event, field=f"{group.name}/{field}") from err
+        except OSError as err:
+            raise DataError(f"unreadable ({err})", file=self.path, event=event, field=f"{group.name}/{field}") from err
+
+    def _extent(self, group: h5py.Group, table: str, index: int, event: int) -> slice:
+        if not 0 <= event < len(self):
+            raise DataError(f"event index out of range: the file has {len(self)} events", file=self.path, event=event)
+        row = self._read(group, table, slice(index, index + 1), event)
+        if row.shape[0] != 1:
+            raise DataError("missing extent row", file=self.path, event=event, field=f"{group.name}/{table}")
+        first, count = int(row["first"][0]), int(row["N"][0])
+        return slice(first, first + count)
+
+    def _voxels(self, group: h5py.Group, rows: slice, event: int) -> tuple[np.ndarray, np.ndarray]:
+        voxels = self._read(group, "voxels", rows, event)
+        try:
+            ids, values = voxels["id"].astype(np.int64), voxels["value"].astype(np.float32)
+        except (ValueError, KeyError) as err:
+            raise DataError("voxels need fields 'id' and 'value'", file=self.path, event=event,
+                            field=f"{group.name}/voxels") from err
+        if not np.isfinite(values).all():
+            bad = int((~np.isfinite(values)).sum())
+            raise DataError(f"{bad} NaN/inf voxel values", file=self.path, event=event, field=f"{group.name}/voxels")
+        return ids, values
+
+    def _metas(self, group: h5py.Group, event: int) -> tuple[np.ndarray, slice]:
+        rows = self._extent(group, "extents", event, event)
+        return self._read(group, "image_meta", rows, event), rows
+
+    def _decode(self, ids: np.ndarray, n_voxels: np.ndarray, group: h5py.Group, event: int) -> np.ndarray:
+        total = int(np.prod(n_voxels))
+        if ids.size and (ids.min() < 0 or ids.max() >= total):
+            raise DataError(
+                f"voxel id {int(ids.max())} outside the image of {total} voxels {tuple(n_voxels)}",
+                file=self.path, event=event, field=f"{group.name}/voxels",
+            )
+        return np.stack(np.unravel_index(ids, tuple(int(n) for n in n_voxels)), 1).astype(np.int64)
+
+    # -- products -----------------------------------------------------------------------
+    def sparse2d(self, producer: str, event: int) -> list[Plane]:
+        group = self._group("sparse2d", producer)
+        metas, meta_rows = self._metas(group, event)
+        planes = []
+        for i, meta in enumerate(metas):
+            rows = self._extent(group, "voxel_extents", meta_rows.start + i, event)
+            ids, values = self._voxels(group, rows, event)
+            wires, ticks = (int(n) for n in meta["number_of_voxels"])
+            wire_tick = self._decode(ids, meta["number_of_voxels"], group, event)
+            planes.append(Plane(int(meta["projection_id"]), (ticks, wires), wire_tick[:, ::-1].copy(), values))
+        return planes
+
+    def sparse3d(self, producer: str, event: int) -> Volume:
+        group = self._group("sparse3d", producer)
+        metas, meta_rows = self._metas(group, event)
+        if len(metas) != 1:
+            raise DataError(f"expected one 3D image meta, found {len(metas)}", file=self.path, event=event,
+                            field=f"{group.name}/image_meta")
+        rows = self._extent(group, "voxel_extents", meta_rows.start, event)
+        ids, values = self._voxels(group, rows, event)
+        n = metas[0]["number_of_voxels"]
+        return Volume(tuple(int(v) for v in n), self._decode(ids, n, group, event), values)
+
+    def cluster2d(self, producer: str, event: int) -> list[list[Plane]]:
+        """Per projection, the list of clusters (each a Plane of its own pixels)."""
+        group = self._group("cluster2d", producer)
+        metas, meta_rows = self._metas(group, event)
+        out = []
+        for i, meta in enumerate(metas):
+            proj = self._extent(group, "projection_extents", meta_rows.start + i, event)
+            wires, ticks = (int(n) for n in meta["number_of_voxels"])
+            clusters = []
+            for c in range(proj.start, proj.stop):
+                rows = self._extent(group, "cluster_extents", c, event)
+                ids, values = self._voxels(group, rows, event)
+                wire_tick = self._decode(ids, meta["number_of_voxels"], group, event)
+                clusters.append(Plane(int(meta["projection_id"]), (ticks, wires), wire_tick[:, ::-1].copy(), values))
+            out.append(clusters)
+        return out
+
+    def cluster3d(self, producer: str, event: int) -> list[Volume]:
+        group = self._group("cluster3d", producer)
+        metas, meta_rows = self._metas(group, event)
+        n = metas[0]["number_of_voxels"]
+        clusters = []
+        proj = self._extent(group, "projection_extents", meta_rows.start, event)
+        for c in range(proj.start, proj.stop):
+            rows = self._extent(group, "cluster_extents", c, event)
+            ids, values = self._voxels(group, rows, event)
+            clusters.append(Volume(tuple(int(v) for v in n), self._decode(ids, n, group, event), values))
+        return clusters
+
+    def particles(self, producer: str, event: int) -> np.ndarray:
+        """The event's particle table as a structured array (fields as larcv3 names them)."""
+        group = self._group("particle", producer)
+        rows = self._extent(group, "extents", event, event)
+        return self._read(group, "particles", rows, event)
+
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def is_larcv3(path: str | Path) -> bool:
+    """True for an HDF5 file with larcv3's /Data and /Events groups.
+
+    A file that starts like HDF5 but cannot be opened raises DataError (corrupt or truncated),
+    rather than passing for some other format.
+    """
+    with open(path, "rb") as f:
+        if f.read(8) != HDF5_SIGNATURE:
+            return False
+    try:
+        with h5py.File(path, "r") as f:
+            return "Data" in f and "Events" in f
+    except OSError as err:
+        raise DataError(f"corrupt or truncated HDF5 file ({err})", file=str(path)) from err
