@@ -25,8 +25,8 @@ def random_sparse(dim, batch, shape, channels, density, seed, dtype=torch.float3
     if borders:
         for b in range(batch):
             mask[(b,) + (0,) * dim] = True
-            mask[(b,) + tuple(s - 1 for s in shape)] = True
-            mask[(b,) + (0,) + tuple(s - 1 for s in shape[1:])] = True
+            mask[(b, *(s - 1 for s in shape))] = True
+            mask[(b, 0, *(s - 1 for s in shape[1:]))] = True
     coords = mask.nonzero()
     feats = torch.randn((coords.shape[0], channels), generator=g, dtype=dtype)
     return SparseTensor(coords, feats, shape, batch_size=batch)
@@ -34,13 +34,13 @@ def random_sparse(dim, batch, shape, channels, density, seed, dtype=torch.float3
 
 def dense_weight(weight, kernel_size, dim):
     """(K, C_in, C_out) in C-order offsets -> torch conv weight (C_out, C_in, *kernel)."""
-    k, cin, cout = weight.shape
+    _, cin, cout = weight.shape
     return weight.permute(2, 1, 0).reshape(cout, cin, *(kernel_size,) * dim)
 
 
 def dense_weight_transposed(weight, kernel_size, dim):
     """(K, C_in, C_out) -> torch conv_transpose weight (C_in, C_out, *kernel)."""
-    k, cin, cout = weight.shape
+    _, cin, cout = weight.shape
     return weight.permute(1, 2, 0).reshape(cin, cout, *(kernel_size,) * dim)
 
 
@@ -104,7 +104,9 @@ def test_strided_matches_dense_and_transposed_inverts_it(dim, batch, shape, dens
     y = down(x)
 
     dense_in = x.to_dense()
-    ref = DENSE_CONV[dim](dense_in, dense_weight(down.weight, kernel_size, dim), down.bias, stride=stride, padding=padding)
+    ref = DENSE_CONV[dim](
+        dense_in, dense_weight(down.weight, kernel_size, dim), down.bias, stride=stride, padding=padding
+    )
     assert y.spatial_shape == tuple(ref.shape[2:])
     # The output sites are exactly the cells whose receptive field holds an active input.
     ones = torch.ones((1, 1) + (kernel_size,) * dim)

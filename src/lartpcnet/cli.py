@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lartpcnet.errors import DataError
+from lartpcnet.runtime import configure_malloc
 
 # Errors that describe bad input rather than a bug; everything else keeps its traceback.
 USER_ERRORS = (DataError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError)
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_malloc()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -101,7 +101,7 @@ def _minkowski(case, threads: int, repeats: int) -> dict:
     torch.set_num_threads(threads)
     import MinkowskiEngine as ME
 
-    coords, feats, weight, grad, dim, shape, batch = _tensors(case)
+    coords, feats, weight, grad, dim, shape, _ = _tensors(case)
     k = round(weight.shape[0] ** (1 / dim))
     conv = ME.MinkowskiConvolution(weight.shape[1], weight.shape[2], kernel_size=k, stride=1, bias=False, dimension=dim)
     with torch.no_grad():  # ME enumerates kernel offsets first-dimension-fastest; ours are C order.
@@ -154,7 +154,9 @@ def _time_all(conv, make, x, feats_of, feats, grad, repeats):
     x_grad = make(feats.clone().requires_grad_(True))
 
     def forward_backward():
-        feats_of(conv(x_grad)).backward(grad)
+        # retain_graph: the peers' tensor constructors are part of the graph (ME averages
+        # duplicate sites), and x_grad is reused across repetitions.
+        feats_of(conv(x_grad)).backward(grad, retain_graph=True)
 
     return {
         "forward": measure(forward_cached, repeats),

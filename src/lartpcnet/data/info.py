@@ -50,7 +50,7 @@ def describe(path: str | Path) -> dict:
                         info["labels"] = _label_counts(label.values, path, event, field)
                     entry["planes"].append(info)
             if volumes:
-                entry["voxels"] = int(len(f.sparse3d(volumes[0], event).values))
+                entry["voxels"] = len(f.sparse3d(volumes[0], event).values)
             per_event.append(entry)
         return {
             "format": "larcv3",

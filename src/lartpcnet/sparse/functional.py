@@ -1,5 +1,11 @@
 """The gather - matrix multiply - scatter convolution over a kernel map, with a hand-written backward.
 
+Per kernel offset the input rows are gathered and multiplied by that offset's weight, each into
+its slice of one buffer; then all offsets are scattered onto the output at once. On CPU that
+scatter is one CSR sparse-matrix product (MKL), about 3x faster than one ``index_add_`` per
+offset, which torch runs as an element-wise scatter with an expanded index; on GPU it is a
+single ``index_add_``. The CSR matrices are built once per kernel map and cached with it.
+
 A hand-written backward (rather than autograd through index_select/mm/index_add) keeps only the
 input features and the weight for the backward pass, not one gathered copy per kernel offset,
 and writes every offset's weight gradient straight into one ``(K, C_in, C_out)`` buffer.
@@ -7,9 +13,13 @@ and writes every offset's weight gradient straight into one ``(K, C_in, C_out)``
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from lartpcnet.sparse.kmap import KernelMap
+
+warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 def sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
@@ -27,23 +37,13 @@ def sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> t
     return _SparseConv.apply(feats, weight, kmap)
 
 
-def _accumulate(
-    out: torch.Tensor,
-    src: torch.Tensor,
-    weights: tuple[torch.Tensor, ...],
-    gather: list[torch.Tensor | None],
-    scatter: list[torch.Tensor | None],
-    identity: int | None,
-) -> torch.Tensor:
-    """``out[scatter[k]] += src[gather[k]] @ weights[k]`` for every offset with pairs."""
-    for k, w in enumerate(weights):
-        if k == identity:
-            continue
-        g, s = gather[k], scatter[k]
-        if g is None or g.numel() == 0:
-            continue
-        out.index_add_(0, s, torch.mm(src.index_select(0, g), w))
-    return out
+def _scatter_add(target: torch.Tensor, kmap: KernelMap, side: str, rows: torch.Tensor) -> torch.Tensor:
+    """``target[idx[j]] += rows[j]`` for the concatenated pair list of ``side`` ("in" or "out")."""
+    if rows.shape[0] == 0:
+        return target
+    if target.device.type == "cpu":
+        return torch.addmm(target, kmap.scatter_matrix(side, rows.dtype, rows.device), rows)
+    return target.index_add_(0, kmap.concatenated(side), rows)
 
 
 class _SparseConv(torch.autograd.Function):
@@ -56,7 +56,10 @@ class _SparseConv(torch.autograd.Function):
             out = torch.mm(feats, weights[kmap.identity])
         else:
             out = feats.new_zeros((kmap.n_out, weight.shape[2]))
-        _accumulate(out, feats, weights, kmap.in_idx, kmap.out_idx, kmap.identity)
+        products = feats.new_empty((kmap.total_pairs, weight.shape[2]))
+        for k, start, stop in kmap.segments:
+            torch.mm(feats.index_select(0, kmap.in_idx[k]), weights[k], out=products[start:stop])
+        out = _scatter_add(out, kmap, "out", products)
         ctx.save_for_backward(feats, weight)
         ctx.kmap = kmap
         return out
@@ -66,22 +69,26 @@ class _SparseConv(torch.autograd.Function):
         feats, weight = ctx.saved_tensors
         kmap: KernelMap = ctx.kmap
         grad_out = grad_out.contiguous()
-        grad_feats = grad_weight = None
-        if ctx.needs_input_grad[0]:
-            weights_t = tuple(w.t() for w in weight.unbind(0))
+        need_feats, need_weight = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        weights_t = tuple(w.t() for w in weight.unbind(0))
+        grad_feats = grad_weight = products = None
+        if need_feats:
             if kmap.identity is not None:
                 grad_feats = torch.mm(grad_out, weights_t[kmap.identity])
             else:
                 grad_feats = feats.new_zeros(feats.shape)
-            _accumulate(grad_feats, grad_out, weights_t, kmap.out_idx, kmap.in_idx, kmap.identity)
-        if ctx.needs_input_grad[1]:
+            products = feats.new_empty((kmap.total_pairs, weight.shape[1]))
+        if need_weight:
             grad_weight = torch.zeros_like(weight)
-            for k, gw in enumerate(grad_weight.unbind(0)):
-                if k == kmap.identity:
-                    torch.mm(feats.t(), grad_out, out=gw)
-                    continue
-                g, s = kmap.in_idx[k], kmap.out_idx[k]
-                if g is None or g.numel() == 0:
-                    continue
-                torch.mm(feats.index_select(0, g).t(), grad_out.index_select(0, s), out=gw)
+            if kmap.identity is not None:
+                torch.mm(feats.t(), grad_out, out=grad_weight[kmap.identity])
+        for k, start, stop in kmap.segments:
+            # One gather of the upstream gradient serves both the input and the weight gradient.
+            grad_rows = grad_out.index_select(0, kmap.out_idx[k])
+            if need_feats:
+                torch.mm(grad_rows, weights_t[k], out=products[start:stop])
+            if need_weight:
+                torch.mm(feats.index_select(0, kmap.in_idx[k]).t(), grad_rows, out=grad_weight[k])
+        if need_feats:
+            grad_feats = _scatter_add(grad_feats, kmap, "in", products)
         return grad_feats, grad_weight, None

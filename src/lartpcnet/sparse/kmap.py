@@ -50,9 +50,46 @@ class KernelMap:
     n_out: int
     identity: int | None = None
 
+    def __post_init__(self) -> None:
+        # (offset, start, stop) of each offset's pairs in the concatenated pair list.
+        self.segments: list[tuple[int, int, int]] = []
+        start = 0
+        for k, idx in enumerate(self.in_idx):
+            if k == self.identity or idx is None or idx.numel() == 0:
+                continue
+            self.segments.append((k, start, start + idx.numel()))
+            start += idx.numel()
+        self.total_pairs = start
+        self._derived: dict = {}
+
     @property
     def num_offsets(self) -> int:
         return len(self.in_idx)
+
+    def concatenated(self, side: str) -> torch.Tensor:
+        """All pairs' input (``side="in"``) or output rows, offset after offset."""
+        key = ("cat", side)
+        if key not in self._derived:
+            lists = self.in_idx if side == "in" else self.out_idx
+            parts = [lists[k] for k, _, _ in self.segments]
+            self._derived[key] = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+        return self._derived[key]
+
+    def scatter_matrix(self, side: str, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+        """CSR matrix ``S`` (rows of ``side`` x pairs) with ``(S @ Y)[r] = sum of Y[j] over pairs j
+        whose ``side`` row is r``: the scatter-add of all offsets as one sparse product."""
+        key = ("csr", side, dtype, device)
+        if key not in self._derived:
+            rows = self.concatenated(side).to(device)
+            n = self.n_in if side == "in" else self.n_out
+            crow = torch.zeros(n + 1, dtype=torch.int64, device=device)
+            torch.cumsum(torch.bincount(rows, minlength=n), 0, out=crow[1:])
+            cols = torch.argsort(rows, stable=True)
+            values = torch.ones(rows.numel(), dtype=dtype, device=device)
+            self._derived[key] = torch.sparse_csr_tensor(
+                crow, cols, values, size=(n, rows.numel()), check_invariants=False
+            )
+        return self._derived[key]
 
     def num_pairs(self) -> int:
         n = self.n_in if self.identity is not None else 0
@@ -62,7 +99,10 @@ class KernelMap:
         """The same pairs read backwards: the map of the transposed convolution."""
         if self.identity is not None:
             raise ValueError("only strided (non-submanifold) maps are transposed")
-        return KernelMap(self.out_idx, self.in_idx, self.n_out, self.n_in)
+        key = ("transposed",)
+        if key not in self._derived:
+            self._derived[key] = KernelMap(self.out_idx, self.in_idx, self.n_out, self.n_in)
+        return self._derived[key]
 
 
 def kernel_offsets(dim: int, kernel_size: int, centred: bool) -> torch.Tensor:
@@ -140,9 +180,15 @@ class SiteIndex:
         if self.method == "table":
             found, rows = self.find(self.keys + delta)
             return rows, found
-        # Query in sorted order so searchsorted scans ascending keys; map back via the sort order.
+        # Query in sorted order so searchsorted scans ascending keys, then put the pairs back in
+        # row order: the conv then walks its feature rows forward instead of jumping at random,
+        # which is what keeps the gathers and scatters in cache.
         found, rows = self.find(self.sorted_keys + delta)
-        return rows, self.order[found]
+        n = self.keys.numel()
+        neighbour = torch.full((n,), -1, dtype=torch.int64, device=self.keys.device)
+        neighbour[self.order[found]] = rows
+        out_rows = (neighbour >= 0).nonzero().squeeze(1)
+        return neighbour[out_rows], out_rows
 
 
 def site_index(cache: dict, level: tuple, pad: int) -> SiteIndex:
