@@ -127,3 +127,12 @@ def test_cli_errors_are_one_line(tmp_path, capsys, content, message):
     captured = capsys.readouterr()
     assert captured.out == ""
     assert message in captured.err and captured.err.count("\n") == 1
+
+
+def test_display_writes_an_image(tmp_path, capsys):
+    out = tmp_path / "event3.png"
+    assert main(["display", str(SBND), "--event", "3", "--out", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["out"] == str(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["display", str(SBND), "--event", "9", "--out", str(out)]) == 2
+    assert "event 9: event index out of range" in capsys.readouterr().err

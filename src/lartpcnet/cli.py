@@ -38,11 +38,27 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_display(args: argparse.Namespace) -> int:
+    from lartpcnet.data.info import describe
+    from lartpcnet.data.larcv3 import Larcv3File
+    from lartpcnet.viz.event_display import draw_planes
+
+    desc = describe(args.file)
+    if desc["image_product"] is None:
+        raise ValueError(f"{args.file}: no sparse2d image product to display")
+    with Larcv3File(args.file) as f:
+        planes = f.sparse2d(desc["image_product"], args.event)
+        labels = f.sparse2d(desc["label_product"], args.event) if desc["label_product"] else None
+    path = draw_planes(planes, labels, args.out, f"{Path(args.file).name}, event {args.event}")
+    _emit({"file": args.file, "event": args.event, "out": str(path)}, args.json, f"wrote {path}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lartpcnet.bench import engine
 
     report = engine.run(quick=args.quick, peers=args.peers, threads=args.threads, progress=not args.no_progress)
-    command = "lartpcnet " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = "lartpcnet " + " ".join(shlex.quote(a) for a in args.argv)
     name = "engine-quick" if args.quick else "engine"
     files = engine.write(report, Path(args.out), command, stem=name)
     print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
@@ -61,6 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)
 
+    display = sub.add_parser("display", help="event display: charge and labels of each wire plane")
+    display.add_argument("file", help="path of the data file")
+    display.add_argument("--event", type=int, default=0, help="event index (default 0)")
+    display.add_argument("--out", required=True, help="image to write (.png, .pdf, .svg)")
+    display.add_argument("--json", action="store_true", help="print one JSON object")
+    display.set_defaults(func=cmd_display)
+
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
     bench.add_argument("target", choices=["engine"], help="engine: one sparse conv layer vs dense and peers")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
@@ -76,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
+    args.argv = argv  # recorded beside results (benchmarks state the command that made them)
     configure_malloc()
     func: Callable[[argparse.Namespace], int] = args.func
     try:

@@ -282,7 +282,8 @@ def markdown(report: dict, command: str) -> str:
         f"CPU: {report['cpu']}; torch {report['torch']}; ours and dense torch on {report['threads']} threads; "
         f"spconv on {PEER_THREADS['spconv']} thread (its CPU scatter races on more), "
         f"MinkowskiEngine on {PEER_THREADS['minkowski']}.  ",
-        "Times are medians in ms; memory is the peak RSS increase in MB during the timed calls. "
+        "Times are medians in ms; memory is the peak RSS increase in MB during the timed calls, over the RSS "
+        "after one warm-up call (memory the allocator kept from it is not counted again). "
         "`fwd` reuses a cached kernel map (as every layer after the first does in a network), "
         "`fwd+map` builds it too, `fwd+bwd` is forward and backward with the map cached.",
         "",

@@ -1,0 +1,1 @@
+"""Event displays and plots."""
