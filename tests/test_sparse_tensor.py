@@ -144,3 +144,10 @@ def test_unknown_backend_is_rejected(monkeypatch):
     monkeypatch.setenv("LARTPCNET_SPARSE_BACKEND", "minkowski")
     with pytest.raises(ValueError, match="LARTPCNET_SPARSE_BACKEND"):
         SubmanifoldConv(2, 1, 1)(SparseTensor(torch.tensor([[0, 0, 0]]), torch.ones(1, 1), (2, 2)))
+
+
+def test_spconv_backend_refuses_cpu_tensors(monkeypatch):
+    monkeypatch.setenv("LARTPCNET_SPARSE_BACKEND", "spconv")
+    x = SparseTensor(torch.tensor([[0, 1, 1]]), torch.ones(1, 2), (4, 4))
+    with pytest.raises(ValueError, match="only on CUDA"):
+        SubmanifoldConv(2, 2, 2)(x)
