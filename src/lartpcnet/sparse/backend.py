@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 
 BACKENDS = ("native", "spconv")
 _chosen: str | None = None
+# Only benchmarks/check_spconv_backend.py sets this, after pinning spconv to one thread and
+# patching its stream call, to check this adapter against spconv's CPU build.
+_allow_cpu_for_checks = False
 
 
 def set_backend(name: str) -> None:
@@ -61,7 +64,7 @@ def spconv_forward(layer: _SparseConv, x: SparseTensor, kind: str) -> SparseTens
     from lartpcnet.sparse.modules import _coarser
     from lartpcnet.sparse.tensor import SparseTensor
 
-    if x.feats.device.type != "cuda":
+    if x.feats.device.type != "cuda" and not _allow_cpu_for_checks:
         # Not silently: the CPU build gives wrong answers with >1 thread (see module docstring).
         raise ValueError("the spconv backend runs only on CUDA tensors; use the native backend on CPU")
     spc = _import_spconv()
@@ -79,6 +82,8 @@ def spconv_forward(layer: _SparseConv, x: SparseTensor, kind: str) -> SparseTens
     if layer.bias is not None:
         params["bias"] = layer.bias
     sp_out = torch.func.functional_call(module, params, (sp_in,))
+    # spconv copies the dict on every conv and gives the new pairs to its output only.
+    x.cache["spconv_indice_dict"] = sp_out.indice_dict
     if kind == "subm":
         return x.replace(sp_out.features)
     if kind == "down":

@@ -19,6 +19,9 @@ import torch
 
 from lartpcnet.sparse.kmap import KernelMap
 
+# dtypes MKL's CSR product supports on CPU; others (bf16 under CPU autocast) use index_add_.
+_CSR_DTYPES = (torch.float32, torch.float64)
+
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
@@ -41,9 +44,9 @@ def _scatter_add(target: torch.Tensor, kmap: KernelMap, side: str, rows: torch.T
     """``target[idx[j]] += rows[j]`` for the concatenated pair list of ``side`` ("in" or "out")."""
     if rows.shape[0] == 0:
         return target
-    if target.device.type == "cpu":
+    if target.device.type == "cpu" and rows.dtype in _CSR_DTYPES:
         return torch.addmm(target, kmap.scatter_matrix(side, rows.dtype, rows.device), rows)
-    return target.index_add_(0, kmap.concatenated(side), rows)
+    return target.index_add_(0, kmap.concatenated(side).to(rows.device), rows)
 
 
 class _SparseConv(torch.autograd.Function):
