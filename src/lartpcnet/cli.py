@@ -23,6 +23,13 @@ from lartpcnet.runtime import configure_malloc
 USER_ERRORS = (DataError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError)
 
 
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def _emit(payload: dict, as_json: bool, text: str) -> None:
     if as_json:
         sys.stdout.write(json.dumps(payload) + "\n")
@@ -88,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("target", choices=["engine"], help="engine: one sparse conv layer vs dense and peers")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
-    bench.add_argument("--threads", type=int, default=2, help="torch threads for ours and dense (default 2)")
+    bench.add_argument("--threads", type=positive_int, default=2, help="torch threads for ours and dense (default 2)")
     bench.add_argument("--peers", default=None,
                        help="folder with the peers' venvs (default $LARTPCNET_PEERS or benchmarks/.peers)")
     bench.add_argument("--out", default="benchmarks/results", help="folder for the .md/.json/.png results")

@@ -13,16 +13,12 @@ and writes every offset's weight gradient straight into one ``(K, C_in, C_out)``
 
 from __future__ import annotations
 
-import warnings
-
 import torch
 
 from lartpcnet.sparse.kmap import KernelMap
 
 # dtypes MKL's CSR product supports on CPU; others (bf16 under CPU autocast) use index_add_.
 _CSR_DTYPES = (torch.float32, torch.float64)
-
-warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
 
 
 def sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,9 +87,11 @@ class KernelMap:
             torch.cumsum(torch.bincount(rows, minlength=n), 0, out=crow[1:])
             cols = torch.argsort(rows, stable=True)
             values = torch.ones(rows.numel(), dtype=dtype, device=device)
-            self._derived[key] = torch.sparse_csr_tensor(
-                crow, cols, values, size=(n, rows.numel()), check_invariants=False
-            )
+            with warnings.catch_warnings():  # "CSR support is in beta": we use only CSR @ dense
+                warnings.simplefilter("ignore", UserWarning)
+                self._derived[key] = torch.sparse_csr_tensor(
+                    crow, cols, values, size=(n, rows.numel()), check_invariants=False
+                )
         return self._derived[key]
 
     def num_pairs(self) -> int:
