@@ -46,18 +46,26 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_display(args: argparse.Namespace) -> int:
-    from lartpcnet.data.info import describe
-    from lartpcnet.data.larcv3 import Larcv3File
-    from lartpcnet.viz.event_display import draw_planes
+    import lartpcnet.data as data
+    from lartpcnet.data.larcv3 import Larcv3Events
+    from lartpcnet.viz.event_display import draw_event
 
-    desc = describe(args.file)
-    if desc["image_product"] is None:
-        raise ValueError(f"{args.file}: no sparse2d image product to display")
-    with Larcv3File(args.file) as f:
-        planes = f.sparse2d(desc["image_product"], args.event)
-        labels = f.sparse2d(desc["label_product"], args.event) if desc["label_product"] else None
-    path = draw_planes(planes, labels, args.out, f"{Path(args.file).name}, event {args.event}")
+    with data.open(args.file) as reader:
+        kind = reader.label_kind if isinstance(reader, Larcv3Events) else "semantic"
+        event = reader[args.event]
+    path = draw_event(event, args.out, f"{Path(args.file).name}, event {args.event}", kind)
     _emit({"file": args.file, "event": args.event, "out": str(path)}, args.json, f"wrote {path}")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from lartpcnet.sim.run import simulate
+
+    summary = simulate(args.sample, args.events, args.seed, args.out, args.workers, args.part_size,
+                       progress=not args.no_progress)
+    text = (f"wrote {summary['events']} {summary['sample']} events to {summary['file']} "
+            f"({summary['events_per_second']} events/s, {summary['workers']} workers)")
+    _emit(summary, args.json, text)
     return 0
 
 
@@ -79,7 +87,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    info = sub.add_parser("info", help="describe a data file (larcv3 HDF5, ...)")
+    from lartpcnet.sim.samples import sample_names
+
+    simulate = sub.add_parser("simulate", help="simulate labelled LArTPC events into an HDF5 file")
+    simulate.add_argument("--sample", required=True,
+                          help=f"sample name ({', '.join(sample_names())}) or a sample YAML file")
+    simulate.add_argument("--events", type=positive_int, required=True, help="number of events")
+    simulate.add_argument("--seed", type=int, default=0, help="random seed (same seed, same bytes)")
+    simulate.add_argument("--out", required=True, help="output HDF5 file")
+    simulate.add_argument("--workers", type=positive_int, default=1, help="worker processes")
+    simulate.add_argument("--part-size", type=positive_int, default=100,
+                          help="events per resumable part (default 100)")
+    simulate.add_argument("--json", action="store_true", help="print one JSON object")
+    simulate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    simulate.set_defaults(func=cmd_simulate)
+
+    info = sub.add_parser("info", help="describe a data file (lartpcnet or larcv3 HDF5)")
     info.add_argument("file", help="path of the data file")
     info.add_argument("--json", action="store_true", help="print one JSON object")
     info.set_defaults(func=cmd_info)

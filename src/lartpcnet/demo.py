@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import lartpcnet.data as data
 from lartpcnet.bench.peer_runner import measure
 from lartpcnet.data.info import describe, format_description
 from lartpcnet.data.larcv3 import Larcv3File, Plane
@@ -30,7 +31,7 @@ from lartpcnet.sparse import (
     SubmanifoldConv,
     TransposedConv,
 )
-from lartpcnet.viz.event_display import draw_planes
+from lartpcnet.viz.event_display import draw_event
 
 
 def plane_tensor(plane: Plane) -> SparseTensor:
@@ -101,9 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     print("\n== 2. lartpcnet display: event 0")
     with Larcv3File(args.file) as f:
         planes = f.sparse2d(desc["image_product"], 0)
-        labels = f.sparse2d(desc["label_product"], 0) if desc["label_product"] else None
-    image = draw_planes(planes, labels, out / "sbnd_event0.png",
-                        f"{Path(args.file).name}, event 0 (real SBND simulation, larcv3)")
+    with data.open(args.file) as reader:
+        image = draw_event(reader[0], out / "sbnd_event0.png",
+                           f"{Path(args.file).name}, event 0 (real SBND simulation, larcv3)", "origin")
     print(f"wrote {image}")
 
     print("\n== 3. sparse engine on the full 1280 x 2048 planes (2 threads)")

@@ -1,1 +1,32 @@
-"""Event data and file formats."""
+"""Event data and file formats: ``open`` reads any supported file as a sequence of Events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lartpcnet.errors import DataError
+
+
+def open(path: str | Path):  # noqa: A001 - the natural name for a reader factory
+    """A reader for a data file: ``len(reader)`` events, ``reader[i]`` an Event, read lazily.
+
+    Supported: lartpcnet's own HDF5 format and larcv3 HDF5.
+    """
+    from lartpcnet.data import h5format, larcv3
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: no such file")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a data file")
+    with path.open("rb") as f:
+        head = f.read(8)
+    if head == larcv3.HDF5_SIGNATURE:
+        if h5format.is_event_file(path):
+            return h5format.EventFile(path)
+        if larcv3.is_larcv3(path):
+            return larcv3.Larcv3Events(path)
+        raise DataError("HDF5 file in an unknown layout (neither lartpcnet nor larcv3)", file=str(path))
+    if head[:4] == b"root":
+        raise DataError("ROOT files (larcv2) are not readable yet; convert them to larcv3", file=str(path))
+    raise DataError("unrecognised format (supported: lartpcnet HDF5, larcv3 HDF5)", file=str(path))

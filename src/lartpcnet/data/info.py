@@ -6,69 +6,64 @@ from pathlib import Path
 
 import numpy as np
 
-from lartpcnet.data.larcv3 import Larcv3File, is_larcv3
-from lartpcnet.errors import DataError
-
-LABEL_HINTS = ("seg", "label", "class")
-
-
-def _is_label_producer(name: str) -> bool:
-    return any(hint in name.lower() for hint in LABEL_HINTS)
+import lartpcnet.data as data
+from lartpcnet.data.event import SparseImage
+from lartpcnet.data.h5format import EventFile
+from lartpcnet.data.larcv3 import Larcv3Events
 
 
-def _label_counts(values: np.ndarray, path: str, event: int, field: str) -> dict[str, int]:
-    codes = values.astype(np.int64)
-    if values.size and (not np.array_equal(codes, values) or codes.min() < 0):
-        raise DataError("label values must be non-negative integers", file=path, event=event, field=field)
+def _label_counts(image: SparseImage, kind: str) -> dict[str, int]:
+    codes = image.origin if kind == "origin" else image.semantic
     unique, counts = np.unique(codes, return_counts=True)
     return {str(int(u)): int(c) for u, c in zip(unique, counts, strict=True)}
 
 
 def describe(path: str | Path) -> dict:
-    """``{"format", "events", "products", "per_event": [{"planes": [...], "voxels": ...}]}``."""
-    path = str(path)
-    if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: no such file")
-    if Path(path).is_dir():
-        raise IsADirectoryError(f"{path}: is a folder, not a data file")
-    if not is_larcv3(path):
-        raise DataError("unrecognised format (supported: larcv3 HDF5)", file=path)
-    with Larcv3File(path) as f:
-        images = [p for p in f.producers("sparse2d") if not _is_label_producer(p)]
-        labels = [p for p in f.producers("sparse2d") if _is_label_producer(p)]
-        volumes = f.producers("sparse3d")
+    """``{"format", "events", "products", "per_event": [{"planes": [...], "voxels": ...}]}``.
+
+    Plane ``labels`` count the semantic codes (lartpcnet files; -1 marks noise pixels) or the
+    origin codes (larcv3 cosmic-tagging files: 0 background, 1 cosmic, 2 neutrino).
+    """
+    with data.open(path) as reader:
+        if isinstance(reader, Larcv3Events):
+            fmt, products, kind = "larcv3", sorted(reader.file.products), reader.label_kind
+            has_labels = reader.labels is not None
+            extra = {"image_product": reader.image, "label_product": reader.labels, "label_kind": kind}
+        else:
+            assert isinstance(reader, EventFile)
+            fmt, kind, has_labels = "lartpcnet", "semantic", True
+            products = [f"planes/{k}" for k in range(reader.n_planes)] + (["voxels"] if reader.has_voxels else []) + \
+                ["particles", "interactions"]
+            extra = {"sample": reader.attrs.get("sample"), "geometry": reader.attrs.get("geometry"),
+                     "seed": reader.attrs.get("seed"), "schema_version": int(reader.attrs["schema_version"])}
         per_event = []
-        for event in range(len(f)):
-            entry: dict = {"planes": [], "voxels": None}
-            if images:
-                planes = f.sparse2d(images[0], event)
-                label_planes = f.sparse2d(labels[0], event) if labels else [None] * len(planes)
-                for plane, label in zip(planes, label_planes, strict=True):
-                    info = {"projection": plane.projection, "shape": list(plane.shape), "active": len(plane.values)}
-                    if label is not None:
-                        field = f"sparse2d_{labels[0]}/voxels"
-                        info["labels"] = _label_counts(label.values, path, event, field)
-                    entry["planes"].append(info)
-            if volumes:
-                entry["voxels"] = len(f.sparse3d(volumes[0], event).values)
-            per_event.append(entry)
-        return {
-            "format": "larcv3",
-            "file": path,
-            "events": len(f),
-            "products": sorted(f.products),
-            "image_product": images[0] if images else None,
-            "label_product": labels[0] if labels else None,
-            "per_event": per_event,
-        }
+        for i in range(len(reader)):
+            event = reader[i]
+            planes = []
+            for k, plane in enumerate(event.planes):
+                entry = {"projection": k, "shape": list(plane.shape), "active": len(plane)}
+                if has_labels:
+                    entry["labels"] = _label_counts(plane, kind)
+                planes.append(entry)
+            voxels = None if event.voxels is None else len(event.voxels)
+            row = {"planes": planes, "voxels": voxels}
+            if event.voxels is not None:
+                row["voxel_labels"] = _label_counts(event.voxels, "semantic")
+            if event.meta.get("kind"):
+                row["kind"] = event.meta["kind"]
+            per_event.append(row)
+        return {"format": fmt, "file": str(path), "events": len(reader), "products": products,
+                "label_kind": kind if has_labels else None, **extra, "per_event": per_event}
 
 
 def format_description(desc: dict) -> str:
     """A short human-readable table of ``describe``'s result."""
     lines = [f"{desc['file']}: {desc['format']}, {desc['events']} events",
              "products: " + ", ".join(desc["products"])]
+    if desc.get("label_kind"):
+        lines.append(f"labels: {desc['label_kind']} codes")
     for i, event in enumerate(desc["per_event"]):
-        parts = []
+        parts = [event["kind"]] if event.get("kind") else []
         for plane in event["planes"]:
             text = f"plane {plane['projection']} {plane['shape'][0]}x{plane['shape'][1]}: {plane['active']} active"
             if "labels" in plane:

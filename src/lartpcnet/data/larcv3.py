@@ -213,3 +213,89 @@ def is_larcv3(path: str | Path) -> bool:
             return "Data" in f and "Events" in f
     except OSError as err:
         raise DataError(f"corrupt or truncated HDF5 file ({err})", file=str(path)) from err
+
+
+class Larcv3Events:
+    """A larcv3 file seen as lartpcnet Events: one SparseImage per projection of the image product.
+
+    Labels come from the label product: ``origin`` for cosmic-tagging products (0 background,
+    1 cosmic, 2 neutrino, as in SBND's ``sbnd_cosmicseg``); other label products are read as
+    larcv/SPINE semantic codes and mapped to lartpcnet's.
+    """
+
+    def __init__(self, path: str | Path, image: str | None = None, labels: str | None = None) -> None:
+        self.file = Larcv3File(path)
+        self.path = self.file.path
+        images = [p for p in self.file.producers("sparse2d") if not _is_label(p)]
+        label_products = [p for p in self.file.producers("sparse2d") if _is_label(p)]
+        self.image = image or (images[0] if images else None)
+        self.labels = labels or (label_products[0] if label_products else None)
+        self.volume = (self.file.producers("sparse3d") or [None])[0]
+        if self.image is None and self.volume is None:
+            raise DataError("no sparse2d or sparse3d image product", file=self.path)
+        self.label_kind = "origin" if self.labels and "cosmic" in self.labels else "spine"
+
+    def __len__(self) -> int:
+        return len(self.file)
+
+    def close(self) -> None:
+        self.file.close()
+
+    def __enter__(self) -> Larcv3Events:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __getitem__(self, event: int):
+        from lartpcnet.data.event import Event, SparseImage
+        from lartpcnet.data.labels import SEMANTIC_TO_SPINE
+
+        if event < 0:
+            event += len(self)
+        planes = []
+        if self.image is not None:
+            label_planes = self.file.sparse2d(self.labels, event) if self.labels else None
+            for k, plane in enumerate(self.file.sparse2d(self.image, event)):
+                n = len(plane.values)
+                semantic = np.full(n, -1, np.int8)
+                origin = np.zeros(n, np.int8)
+                if label_planes is not None:
+                    lab = label_planes[k]
+                    if not np.array_equal(lab.coords, plane.coords):
+                        raise DataError("label sites differ from image sites", file=self.path, event=event,
+                                        field=f"sparse2d_{self.labels}")
+                    codes = _label_codes(lab.values, self.path, event, f"sparse2d_{self.labels}/voxels")
+                    if self.label_kind == "origin":
+                        if codes.max(initial=0) > 2:
+                            raise DataError(f"cosmic-tag labels must be 0, 1 or 2, found {codes.max()}",
+                                            file=self.path, event=event, field=f"sparse2d_{self.labels}/voxels")
+                        origin = codes.astype(np.int8)
+                    else:
+                        inverse = {int(v): k for k, v in enumerate(SEMANTIC_TO_SPINE) if k != 1}
+                        inverse[1] = 1  # SPINE track -> MIP (larcv does not split HIP/MIP)
+                        semantic = np.array([inverse.get(int(c), -1) for c in codes], np.int8)
+                planes.append(SparseImage(plane.coords.astype(np.int32), plane.values, semantic,
+                                          np.full(n, -1, np.int32), np.full(n, -1, np.int32), origin, plane.shape))
+        voxels = None
+        if self.volume is not None:
+            vol = self.file.sparse3d(self.volume, event)
+            n = len(vol.values)
+            voxels = SparseImage(vol.coords.astype(np.int32), vol.values, np.full(n, -1, np.int8),
+                                 np.full(n, -1, np.int32), np.full(n, -1, np.int32), np.zeros(n, np.int8), vol.shape)
+        return Event(planes, voxels, None, None, {"index": event, "format": "larcv3"})
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+
+def _is_label(name: str) -> bool:
+    return any(hint in name.lower() for hint in ("seg", "label", "class"))
+
+
+def _label_codes(values: np.ndarray, path: str, event: int, field: str) -> np.ndarray:
+    codes = values.astype(np.int64)
+    if values.size and (not np.array_equal(codes, values) or codes.min() < 0):
+        raise DataError("label values must be non-negative integers", file=path, event=event, field=field)
+    return codes

@@ -1,59 +1,98 @@
-"""Wire-plane event displays: charge and labels side by side for each plane."""
+"""Event displays: for each wire plane, charge, class labels and instances side by side
+(axes in wire and tick units, colour bars); for voxel events, 3D scatters of energy and class."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from lartpcnet.data.larcv3 import Plane
+from lartpcnet.data.event import Event, SparseImage
+from lartpcnet.data.labels import ORIGIN_NAMES, SEMANTIC_NAMES
 from lartpcnet.io_utils import atomic_path
 
-COSMIC_TAG_CLASSES = ("background", "cosmic", "neutrino")
-CLASS_COLOURS = ("#b0b0b0", "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd")
+CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
+ORIGIN_COLOURS = ("#b0b0b0", "#1f77b4", "#d62728")
+NOISE_COLOUR = "#d0d0d0"
 
 
-def draw_planes(
-    planes: Sequence[Plane],
-    labels: Sequence[Plane] | None,
-    path: str | Path,
-    title: str,
-    class_names: Sequence[str] = COSMIC_TAG_CLASSES,
-) -> Path:
-    """One row per plane: charge (log colour scale, colour bar) and, if given, per-pixel labels."""
+def _class_style(kind: str):
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    if kind == "origin":
+        names, colours, lowest = ORIGIN_NAMES, ORIGIN_COLOURS, 0
+    else:  # semantic, with -1 for unlabelled (noise) sites
+        names, colours, lowest = ("noise", *SEMANTIC_NAMES), (NOISE_COLOUR, *CLASS_COLOURS[:5]), -1
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(lowest, lowest + len(names) + 1) - 0.5, len(names))
+    return names, cmap, norm, lowest
+
+
+def _scatter_plane(ax, image: SparseImage, values: np.ndarray, **kwargs):
+    return ax.scatter(image.coords[:, 1], image.coords[:, 0], c=values, s=0.5, marker="s", linewidths=0,
+                      rasterized=True, **kwargs)
+
+
+def draw_event(event: Event, path: str | Path, title: str, label_kind: str = "semantic") -> Path:
+    """Writes the display of ``event`` to ``path`` (format from the suffix: png, pdf, svg)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
+    from matplotlib.colors import LogNorm
 
-    columns = 2 if labels is not None else 1
-    fig, axes = plt.subplots(len(planes), columns, figsize=(6.2 * columns, 3.3 * len(planes)), squeeze=False)
-    cmap = ListedColormap(CLASS_COLOURS[: len(class_names)])
-    norm = BoundaryNorm(np.arange(len(class_names) + 1) - 0.5, len(class_names))
-    for row, plane in enumerate(planes):
-        ax = axes[row, 0]
-        ticks, wires = plane.coords[:, 0], plane.coords[:, 1]
+    planes = event.planes
+    with_instances = any((p.instance >= 0).any() for p in planes)
+    columns = 2 + int(with_instances)
+    rows = len(planes) + int(event.voxels is not None)
+    fig = plt.figure(figsize=(5.6 * columns, 3.4 * max(rows, 1)))
+    names, cmap, norm, lowest = _class_style(label_kind)
+    for r, plane in enumerate(planes):
+        labels = plane.origin if label_kind == "origin" else plane.semantic
+        axes = [fig.add_subplot(rows, columns, r * columns + c + 1) for c in range(columns)]
         values = np.clip(plane.values, 1e-3, None)
-        art = ax.scatter(wires, ticks, c=values, s=0.4, marker="s", linewidths=0, cmap="viridis",
-                         norm=LogNorm(vmin=max(values.min(), 1), vmax=values.max()), rasterized=True)
-        fig.colorbar(art, ax=ax, label="charge [ADC]", pad=0.01)
-        ax.set_title(f"plane {plane.projection}: {len(values)} active pixels", fontsize=9)
-        if labels is not None:
-            lab = labels[row]
-            ax2 = axes[row, 1]
-            art2 = ax2.scatter(lab.coords[:, 1], lab.coords[:, 0], c=lab.values, s=0.4, marker="s", linewidths=0,
-                               cmap=cmap, norm=norm, rasterized=True)
-            bar = fig.colorbar(art2, ax=ax2, ticks=range(len(class_names)), pad=0.01)
-            bar.ax.set_yticklabels(class_names, fontsize=8)
-            ax2.set_title(f"plane {lab.projection}: truth labels", fontsize=9)
-        for a in axes[row]:
-            a.set_xlim(0, plane.shape[1])
-            a.set_ylim(plane.shape[0], 0)
-            a.set_xlabel("wire")
-            a.set_ylabel("tick")
-            a.set_facecolor("white")
+        vmin = max(float(values.min()) if len(values) else 1.0, 1.0)
+        art = _scatter_plane(axes[0], plane, values, cmap="viridis",
+                             norm=LogNorm(vmin=vmin, vmax=max(float(values.max()) if len(values) else 2.0, vmin * 2)))
+        fig.colorbar(art, ax=axes[0], label="charge [ADC]", pad=0.01)
+        axes[0].set_title(f"plane {r}: {len(plane)} active pixels", fontsize=9)
+        art = _scatter_plane(axes[1], plane, labels, cmap=cmap, norm=norm)
+        bar = fig.colorbar(art, ax=axes[1], ticks=range(lowest, lowest + len(names)), pad=0.01)
+        bar.ax.set_yticklabels(names, fontsize=7)
+        axes[1].set_title(f"plane {r}: truth {label_kind}", fontsize=9)
+        if with_instances:
+            ids = plane.instance
+            shuffled = (ids.astype(np.int64) * 2654435761 % 997) / 997.0  # distinct colours for near ids
+            colours = np.where(ids >= 0, shuffled, np.nan)
+            _scatter_plane(axes[2], plane, colours, cmap="tab20", vmin=0, vmax=1, plotnonfinite=False)
+            axes[2].set_title(f"plane {r}: truth instances ({len(np.unique(ids[ids >= 0]))} particles)", fontsize=9)
+        for ax in axes:
+            ax.set_xlim(0, plane.shape[1])
+            ax.set_ylim(plane.shape[0], 0)
+            ax.set_xlabel("wire")
+            ax.set_ylabel("tick")
+    if event.voxels is not None:
+        vox = event.voxels
+        base = len(planes) * columns
+        ax = fig.add_subplot(rows, columns, base + 1, projection="3d")
+        if len(vox):
+            art = ax.scatter(*vox.coords.T, c=vox.values, s=1, cmap="viridis",
+                             norm=LogNorm(vmin=max(float(vox.values.min()), 1e-3), vmax=float(vox.values.max()) + 1e-3))
+            fig.colorbar(art, ax=ax, label="energy [MeV]", pad=0.1, shrink=0.7)
+        ax.set_title(f"{len(vox)} voxels", fontsize=9)
+        ax2 = fig.add_subplot(rows, columns, base + 2, projection="3d")
+        if len(vox):
+            art = ax2.scatter(*vox.coords.T, c=vox.semantic, s=1, cmap=cmap, norm=norm)
+            bar = fig.colorbar(art, ax=ax2, ticks=range(lowest, lowest + len(names)), pad=0.1, shrink=0.7)
+            bar.ax.set_yticklabels(names, fontsize=7)
+        ax2.set_title("truth semantic", fontsize=9)
+        for a in (ax, ax2):
+            a.set_xlim(0, vox.shape[0])
+            a.set_ylim(0, vox.shape[1])
+            a.set_zlim(0, vox.shape[2])
+            a.set_xlabel("x voxel")
+            a.set_ylabel("y voxel")
+            a.set_zlabel("z voxel")
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     path = Path(path)
