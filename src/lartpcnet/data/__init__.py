@@ -7,7 +7,7 @@ from pathlib import Path
 from lartpcnet.errors import DataError
 
 
-def open(path: str | Path):  # noqa: A001 - the natural name for a reader factory
+def open(path: str | Path):
     """A reader for a data file: ``len(reader)`` events, ``reader[i]`` an Event, read lazily.
 
     Supported: lartpcnet's own HDF5 format and larcv3 HDF5.

@@ -150,7 +150,7 @@ class EventFile:
         if version != SCHEMA_VERSION:
             raise DataError(f"schema version {version} is not supported (this lartpcnet reads {SCHEMA_VERSION})",
                             file=self.path, field="schema_version")
-        self.attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+        self.attrs = {k: _python(v) for k, v in attrs.items()}
         self._events = int(attrs.get("events", 0))
         self.n_planes = len(self._h5["planes"]) if "planes" in self._h5 else 0
         self.has_voxels = "voxels" in self._h5
@@ -225,6 +225,17 @@ class EventFile:
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+
+def _python(value):
+    """HDF5 attribute -> plain Python (JSON-ready) value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
 
 
 def is_event_file(path: str | Path) -> bool:

@@ -104,7 +104,7 @@ class Geometry:
         while len(dead) < fraction * wires:
             start = int(rng.integers(0, wires))
             dead.update(range(start, min(wires, start + int(rng.integers(4, 64)))))
-        return np.array(sorted(dead))[: int(round(fraction * wires))]
+        return np.array(sorted(dead))[: round(fraction * wires)]
 
 
 MICROBOONE = Geometry(
@@ -305,7 +305,7 @@ def voxelise(geo: Geometry, deposits: EventDeposits, rng: np.random.Generator, s
     """3D image of deposited energy in voxels of ``geo.voxel_size``; Gaussian smearing of
     ``smear`` cm splits each deposit into ``sub_samples`` equal parts, so energy is conserved."""
     lo = np.array(geo.active_min) if origin is None else origin
-    shape = tuple(int(round((hi - l0) / geo.voxel_size)) for hi, l0 in zip(geo.active_max, lo, strict=True))
+    shape = tuple(round((hi - l0) / geo.voxel_size) for hi, l0 in zip(geo.active_max, lo, strict=True))
     if deposits.energy.size == 0:
         return SparseImage.empty(shape)
     rep = np.repeat(np.arange(deposits.energy.size), sub_samples)

@@ -202,7 +202,8 @@ def generate_event(config: SampleConfig, seed: int, index: int) -> Event:
                                   time_offsets={int(r["id"]): float(r["t0"]) for r in interactions})
         planes = D.readout_planes(geo, deposits, rng, readout)
         if config.crop is not None:
-            planes = [_crop(geo, image, plane, vertex, config.crop) for image, plane in zip(planes, geo.planes, strict=True)]
+            planes = [_crop(geo, image, plane, vertex, config.crop)
+                      for image, plane in zip(planes, geo.planes, strict=True)]
         event.planes = [p.sorted() for p in planes]
     if "voxels" in config.outputs:
         event.voxels = D.voxelise(geo, deposits, rng).sorted()
@@ -228,7 +229,8 @@ def _crop(geo: D.Geometry, image: SparseImage, plane: D.WirePlane, vertex: np.nd
     """A rows x columns window of a plane centred on the vertex's projection (kept inside the image)."""
     drift = abs(vertex[0] - geo.tpcs[0].x_anode) / geo.drift_velocity
     row = int((drift - (geo.readout_start_us if len(geo.tpcs) == 1 else 0.0)) / geo.tick_us)
-    col = int((plane.coordinate(vertex[1], vertex[2]) - geo.wire_offset(plane)) / plane.pitch) + geo.column_offset(plane)
+    wire = int((plane.coordinate(vertex[1], vertex[2]) - geo.wire_offset(plane)) / plane.pitch)
+    col = wire + geo.column_offset(plane)
     r0 = int(np.clip(row - size[0] // 2, 0, geo.rows - size[0]))
     c0 = int(np.clip(col - size[1] // 2, 0, geo.image_shape(plane)[1] - size[1]))
     inside = ((image.coords[:, 0] >= r0) & (image.coords[:, 0] < r0 + size[0]) &

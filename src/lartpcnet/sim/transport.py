@@ -19,7 +19,6 @@ from lartpcnet.data.event import PARTICLE_DTYPE
 from lartpcnet.data.labels import DELTA, HIP, MICHEL, MIP, SHOWER
 from lartpcnet.sim import physics as P
 
-
 MAX_STEP = 0.3  # cm, one wire pitch / voxel
 CHUNK = 64
 MAX_CHUNK_ANGLE = 0.5  # rad accumulated in one chunk before its frame is renewed
