@@ -10,7 +10,7 @@ from lartpcnet.errors import DataError
 def open(path: str | Path):
     """A reader for a data file: ``len(reader)`` events, ``reader[i]`` an Event, read lazily.
 
-    Supported: lartpcnet's own HDF5 format and larcv3 HDF5.
+    Supported: lartpcnet's own HDF5 format, larcv3 HDF5 and larcv2 ROOT (image2d, particle).
     """
     from lartpcnet.data import h5format, larcv3
 
@@ -28,5 +28,7 @@ def open(path: str | Path):
             return larcv3.Larcv3Events(path)
         raise DataError("HDF5 file in an unknown layout (neither lartpcnet nor larcv3)", file=str(path))
     if head[:4] == b"root":
-        raise DataError("ROOT files (larcv2) are not readable yet; convert them to larcv3", file=str(path))
-    raise DataError("unrecognised format (supported: lartpcnet HDF5, larcv3 HDF5)", file=str(path))
+        from lartpcnet.data import larcv2
+
+        return larcv2.Larcv2Events(path)
+    raise DataError("unrecognised format (supported: lartpcnet HDF5, larcv3 HDF5, larcv2 ROOT)", file=str(path))

@@ -9,6 +9,7 @@ import numpy as np
 import lartpcnet.data as data
 from lartpcnet.data.event import SparseImage
 from lartpcnet.data.h5format import EventFile
+from lartpcnet.data.larcv2 import Larcv2Events
 from lartpcnet.data.larcv3 import Larcv3Events
 
 
@@ -29,6 +30,9 @@ def describe(path: str | Path) -> dict:
             fmt, products, kind = "larcv3", sorted(reader.file.products), reader.label_kind
             has_labels = reader.labels is not None
             extra = {"image_product": reader.image, "label_product": reader.labels, "label_kind": kind}
+        elif isinstance(reader, Larcv2Events):
+            fmt, products, kind, has_labels = "larcv2", reader.products, None, False
+            extra = {"image_product": reader.image, "particle_product": reader.particle}
         else:
             assert isinstance(reader, EventFile)
             fmt, kind, has_labels = "lartpcnet", "semantic", True
@@ -51,6 +55,8 @@ def describe(path: str | Path) -> dict:
                 row["voxel_labels"] = _label_counts(event.voxels, "semantic")
             if event.meta.get("kind"):
                 row["kind"] = event.meta["kind"]
+            if fmt == "larcv2" and event.particles is not None:
+                row["particles"] = len(event.particles)
             per_event.append(row)
         return {"format": fmt, "file": str(path), "events": len(reader), "products": products,
                 "label_kind": kind if has_labels else None, **extra, "per_event": per_event}

@@ -43,7 +43,8 @@ def draw_event(event: Event, path: str | Path, title: str, label_kind: str = "se
 
     planes = event.planes
     with_instances = any((p.instance >= 0).any() for p in planes)
-    columns = 2 + int(with_instances)
+    with_labels = label_kind == "origin" or any((p.semantic >= 0).any() for p in planes)
+    columns = 1 + int(with_labels) + int(with_instances)
     rows = len(planes) + int(event.voxels is not None)
     fig = plt.figure(figsize=(5.6 * columns, 3.4 * max(rows, 1)))
     names, cmap, norm, lowest = _class_style(label_kind)
@@ -56,16 +57,17 @@ def draw_event(event: Event, path: str | Path, title: str, label_kind: str = "se
                              norm=LogNorm(vmin=vmin, vmax=max(float(values.max()) if len(values) else 2.0, vmin * 2)))
         fig.colorbar(art, ax=axes[0], label="charge [ADC]", pad=0.01)
         axes[0].set_title(f"plane {r}: {len(plane)} active pixels", fontsize=9)
-        art = _scatter_plane(axes[1], plane, labels, cmap=cmap, norm=norm)
-        bar = fig.colorbar(art, ax=axes[1], ticks=range(lowest, lowest + len(names)), pad=0.01)
-        bar.ax.set_yticklabels(names, fontsize=7)
-        axes[1].set_title(f"plane {r}: truth {label_kind}", fontsize=9)
+        if with_labels:
+            art = _scatter_plane(axes[1], plane, labels, cmap=cmap, norm=norm)
+            bar = fig.colorbar(art, ax=axes[1], ticks=range(lowest, lowest + len(names)), pad=0.01)
+            bar.ax.set_yticklabels(names, fontsize=7)
+            axes[1].set_title(f"plane {r}: truth {label_kind}", fontsize=9)
         if with_instances:
             ids = plane.instance
             shuffled = (ids.astype(np.int64) * 2654435761 % 997) / 997.0  # distinct colours for near ids
             colours = np.where(ids >= 0, shuffled, np.nan)
-            _scatter_plane(axes[2], plane, colours, cmap="tab20", vmin=0, vmax=1, plotnonfinite=False)
-            axes[2].set_title(f"plane {r}: truth instances ({len(np.unique(ids[ids >= 0]))} particles)", fontsize=9)
+            _scatter_plane(axes[-1], plane, colours, cmap="tab20", vmin=0, vmax=1, plotnonfinite=False)
+            axes[-1].set_title(f"plane {r}: truth instances ({len(np.unique(ids[ids >= 0]))} particles)", fontsize=9)
         for ax in axes:
             ax.set_xlim(0, plane.shape[1])
             ax.set_ylim(plane.shape[0], 0)
@@ -74,13 +76,13 @@ def draw_event(event: Event, path: str | Path, title: str, label_kind: str = "se
     if event.voxels is not None:
         vox = event.voxels
         base = len(planes) * columns
-        ax = fig.add_subplot(rows, columns, base + 1, projection="3d")
+        ax = fig.add_subplot(rows, max(columns, 2), base + 1, projection="3d")
         if len(vox):
             art = ax.scatter(*vox.coords.T, c=vox.values, s=1, cmap="viridis",
                              norm=LogNorm(vmin=max(float(vox.values.min()), 1e-3), vmax=float(vox.values.max()) + 1e-3))
             fig.colorbar(art, ax=ax, label="energy [MeV]", pad=0.1, shrink=0.7)
         ax.set_title(f"{len(vox)} voxels", fontsize=9)
-        ax2 = fig.add_subplot(rows, columns, base + 2, projection="3d")
+        ax2 = fig.add_subplot(rows, max(columns, 2), base + 2, projection="3d")
         if len(vox):
             art = ax2.scatter(*vox.coords.T, c=vox.semantic, s=1, cmap=cmap, norm=norm)
             bar = fig.colorbar(art, ax=ax2, ticks=range(lowest, lowest + len(names)), pad=0.1, shrink=0.7)
