@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: demo test test-slow lint bench peers clean
+.PHONY: demo test test-slow lint bench peers check-larcv3 clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,3 +35,6 @@ peers:
 
 clean:
 	rm -rf $(VENV) out
+
+check-larcv3: $(STAMP)
+	bash scripts/check_larcv3.sh

@@ -69,6 +69,22 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_convert(args: argparse.Namespace) -> int:
+    import lartpcnet.data as data
+    from lartpcnet.data.h5format import write_events
+    from lartpcnet.data.larcv3 import write_larcv3
+
+    with data.open(args.input) as reader:
+        events = (reader[i] for i in range(len(reader)))
+        if args.to == "larcv3":
+            count = write_larcv3(args.out, events, image=args.producer)
+        else:
+            count = write_events(args.out, events, {"converted_from": str(args.input)})
+    _emit({"input": args.input, "out": args.out, "format": args.to, "events": count}, args.json,
+          f"wrote {count} events to {args.out} ({args.to})")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from lartpcnet.bench import engine
 
@@ -113,6 +129,14 @@ def build_parser() -> argparse.ArgumentParser:
     display.add_argument("--out", required=True, help="image to write (.png, .pdf, .svg)")
     display.add_argument("--json", action="store_true", help="print one JSON object")
     display.set_defaults(func=cmd_display)
+
+    convert = sub.add_parser("convert", help="convert a data file to larcv3 HDF5 or lartpcnet HDF5")
+    convert.add_argument("input", help="any file lartpcnet reads")
+    convert.add_argument("--to", choices=["larcv3", "lartpcnet"], required=True, help="output format")
+    convert.add_argument("--out", required=True, help="output file")
+    convert.add_argument("--producer", default="wire", help="larcv3 image producer name (default wire)")
+    convert.add_argument("--json", action="store_true", help="print one JSON object")
+    convert.set_defaults(func=cmd_convert)
 
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
     bench.add_argument("target", choices=["engine"], help="engine: one sparse conv layer vs dense and peers")

@@ -230,7 +230,9 @@ class Larcv3Events:
         label_products = [p for p in self.file.producers("sparse2d") if _is_label(p)]
         self.image = image or (images[0] if images else None)
         self.labels = labels or (label_products[0] if label_products else None)
-        self.volume = (self.file.producers("sparse3d") or [None])[0]
+        volumes = [p for p in self.file.producers("sparse3d") if not _is_label(p)]
+        self.volume = volumes[0] if volumes else None
+        self.volume_labels = next((p for p in self.file.producers("sparse3d") if _is_label(p)), None)
         if self.image is None and self.volume is None:
             raise DataError("no sparse2d or sparse3d image product", file=self.path)
         self.label_kind = "origin" if self.labels and "cosmic" in self.labels else "spine"
@@ -249,7 +251,6 @@ class Larcv3Events:
 
     def __getitem__(self, event: int):
         from lartpcnet.data.event import Event, SparseImage
-        from lartpcnet.data.labels import SEMANTIC_TO_SPINE
 
         if event < 0:
             event += len(self)
@@ -272,22 +273,36 @@ class Larcv3Events:
                                             file=self.path, event=event, field=f"sparse2d_{self.labels}/voxels")
                         origin = codes.astype(np.int8)
                     else:
-                        inverse = {int(v): k for k, v in enumerate(SEMANTIC_TO_SPINE) if k != 1}
-                        inverse[1] = 1  # SPINE track -> MIP (larcv does not split HIP/MIP)
-                        semantic = np.array([inverse.get(int(c), -1) for c in codes], np.int8)
+                        semantic = _from_spine(codes)
                 planes.append(SparseImage(plane.coords.astype(np.int32), plane.values, semantic,
                                           np.full(n, -1, np.int32), np.full(n, -1, np.int32), origin, plane.shape))
         voxels = None
         if self.volume is not None:
             vol = self.file.sparse3d(self.volume, event)
             n = len(vol.values)
-            voxels = SparseImage(vol.coords.astype(np.int32), vol.values, np.full(n, -1, np.int8),
+            semantic3d = np.full(n, -1, np.int8)
+            if self.volume_labels is not None:
+                lab = self.file.sparse3d(self.volume_labels, event)
+                if not np.array_equal(lab.coords, vol.coords):
+                    raise DataError("label sites differ from image sites", file=self.path, event=event,
+                                    field=f"sparse3d_{self.volume_labels}")
+                codes = _label_codes(lab.values, self.path, event, f"sparse3d_{self.volume_labels}/voxels")
+                semantic3d = _from_spine(codes)
+            voxels = SparseImage(vol.coords.astype(np.int32), vol.values, semantic3d,
                                  np.full(n, -1, np.int32), np.full(n, -1, np.int32), np.zeros(n, np.int8), vol.shape)
         return Event(planes, voxels, None, None, {"index": event, "format": "larcv3"})
 
     def __iter__(self):
         for i in range(len(self)):
             yield self[i]
+
+
+def _from_spine(codes: np.ndarray) -> np.ndarray:
+    """larcv/SPINE codes -> lartpcnet semantic; track -> MIP (larcv does not split HIP/MIP),
+    low-energy and ghost -> -1."""
+    table = np.full(max(int(codes.max(initial=0)) + 1, 6), -1, np.int8)
+    table[[0, 1, 2, 3]] = [2, 1, 4, 3]  # shower, track, Michel, delta
+    return table[codes]
 
 
 def _is_label(name: str) -> bool:
@@ -299,3 +314,109 @@ def _label_codes(values: np.ndarray, path: str, event: int, field: str) -> np.nd
     if values.size and (not np.array_equal(codes, values) or codes.min() < 0):
         raise DataError("label values must be non-negative integers", file=path, event=event, field=field)
     return codes
+
+
+# --- writing -----------------------------------------------------------------------------------
+# larcv3 writes its C++ structs as HDF5 compounds, padding included (as the SBND file shows)
+EXTENT_DTYPE = np.dtype([("first", "<u8"), ("N", "<u4")], align=True)  # 16 bytes
+ID_EXTENT_DTYPE = np.dtype([("first", "<u8"), ("N", "<u4"), ("ID", "<u4")])
+VOXEL_DTYPE = np.dtype([("id", "<u8"), ("value", "<f4")], align=True)  # 16 bytes
+EVENT_ID_DTYPE = np.dtype([("run", "<i8"), ("subrun", "<i8"), ("event", "<i8")])
+# larcv/SPINE has no "noise" class: unlabelled (noise) sites get SPINE's ghost code 5
+SPINE_GHOST = 5
+
+
+def _meta_dtype(dim: int) -> np.dtype:
+    """ImageMeta<dim>: aligned members plus 8 trailing bytes (72 bytes in 2D, as larcv3 writes it)."""
+    step = 8 * dim
+    return np.dtype({"names": ["valid", "projection_id", "image_sizes", "number_of_voxels", "origin"],
+                     "formats": ["u1", "<u8", ("<f8", (dim,)), ("<u8", (dim,)), ("<f8", (dim,))],
+                     "offsets": [0, 8, 16, 16 + step, 16 + 2 * step], "itemsize": 16 + 3 * step + 8})
+
+
+def _larcv_ids(image) -> tuple[np.ndarray, np.ndarray]:
+    """(number_of_voxels, ids) in larcv3's convention: C order over number_of_voxels.
+
+    2D planes are (wires, ticks) in larcv3, i.e. our (row, col) = (tick, wire) transposed.
+    """
+    if len(image.shape) == 2:
+        n = np.array([image.shape[1], image.shape[0]], np.uint64)
+        coords = image.coords[:, ::-1]
+    else:
+        n = np.array(image.shape, np.uint64)
+        coords = image.coords
+    ids = np.ravel_multi_index(tuple(coords.astype(np.int64).T), tuple(int(v) for v in n)) if len(image) else \
+        np.zeros(0, np.int64)
+    return n, ids.astype(np.uint64)
+
+
+class _ProductWriter:
+    """Accumulates one sparse2d/sparse3d product and writes it as larcv3 lays it out."""
+
+    def __init__(self, kind: str, producer: str, dim: int) -> None:
+        self.kind, self.producer, self.dim = kind, producer, dim
+        self.extents, self.metas, self.voxel_extents, self.voxels = [], [], [], []
+        self.n_voxels = 0
+
+    def add_event(self, images: list, values: list[np.ndarray]) -> None:
+        self.extents.append((len(self.metas), len(images)))
+        for projection, (image, vals) in enumerate(zip(images, values, strict=True)):
+            n, ids = _larcv_ids(image)
+            order = np.argsort(ids, kind="stable")  # larcv3 keeps voxel sets sorted by id
+            self.metas.append((1, projection, n.astype(np.float64), n, np.zeros(self.dim)))
+            self.voxel_extents.append((self.n_voxels, len(ids), projection))
+            block = np.zeros(len(ids), VOXEL_DTYPE)
+            block["id"], block["value"] = ids[order], np.asarray(vals, np.float32)[order]
+            self.voxels.append(block)
+            self.n_voxels += len(ids)
+
+    def write(self, h5: h5py.File) -> None:
+        group = h5.create_group(f"Data/{self.kind}_{self.producer}_group")
+        group.create_dataset("extents", data=np.array(self.extents, EXTENT_DTYPE), maxshape=(None,),
+                             chunks=True, track_times=False)
+        group.create_dataset("image_meta", data=np.array(self.metas, _meta_dtype(self.dim)), maxshape=(None,),
+                             chunks=True, track_times=False)
+        group.create_dataset("voxel_extents", data=np.array(self.voxel_extents, ID_EXTENT_DTYPE),
+                             maxshape=(None,), chunks=True, track_times=False)
+        voxels = np.concatenate(self.voxels) if self.voxels else np.zeros(0, VOXEL_DTYPE)
+        group.create_dataset("voxels", data=voxels, maxshape=(None,), chunks=True, compression="gzip",
+                             track_times=False)
+
+
+def write_larcv3(path: str | Path, events, image: str = "wire", semantic: str = "segment",
+                 origin: str = "cosmicseg") -> int:
+    """Writes events as larcv3 HDF5 (atomically): sparse2d/sparse3d ``image`` products with their
+    labels as ``<image>_<semantic>`` (larcv/SPINE codes: shower 0, track 1, Michel 2, delta 3,
+    ghost 5 for noise) and, for planes, ``<image>_<origin>`` (0 background, 1 cosmic, 2 neutrino).
+    Returns the number of events."""
+    from lartpcnet.data.labels import to_spine
+    from lartpcnet.io_utils import atomic_path
+
+    planes2d = _ProductWriter("sparse2d", image, 2)
+    semantic2d = _ProductWriter("sparse2d", f"{image}_{semantic}", 2)
+    origin2d = _ProductWriter("sparse2d", f"{image}_{origin}", 2)
+    voxels3d = _ProductWriter("sparse3d", image, 3)
+    semantic3d = _ProductWriter("sparse3d", f"{image}_{semantic}", 3)
+    ids = []
+    count = 0
+    for count, event in enumerate(events, start=1):
+        ids.append((0, 0, int(event.meta.get("index", count - 1))))
+
+        def spine(img):
+            return np.where(img.semantic >= 0, to_spine(np.maximum(img.semantic, 0)), SPINE_GHOST)
+
+        if event.planes:
+            planes2d.add_event(event.planes, [p.values for p in event.planes])
+            semantic2d.add_event(event.planes, [spine(p) for p in event.planes])
+            origin2d.add_event(event.planes, [p.origin for p in event.planes])
+        if event.voxels is not None:
+            voxels3d.add_event([event.voxels], [event.voxels.values])
+            semantic3d.add_event([event.voxels], [spine(event.voxels)])
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        h5.create_dataset("Events/event_id", data=np.array(ids, EVENT_ID_DTYPE), maxshape=(None,), chunks=True,
+                          track_times=False)
+        h5.create_group("Data")
+        for product in (planes2d, semantic2d, origin2d, voxels3d, semantic3d):
+            if product.extents:
+                product.write(h5)
+    return count
