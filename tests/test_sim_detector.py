@@ -86,3 +86,30 @@ def test_voxel_energy_is_conserved():
     event = generate_event(config, 2, 0)
     inside = event.particles["energy_deposit"].sum()
     assert event.voxels.values.sum() == pytest.approx(inside, rel=0.02)
+
+
+def charge_weighted_median(values):
+    values = np.sort(values)
+    cumulative = np.cumsum(values)
+    return values[np.searchsorted(cumulative, cumulative[-1] / 2)]
+
+
+def test_microboone_collection_mip_pixels_peak_near_40_adc():
+    from lartpcnet.data.labels import MIP
+
+    events = [generate_event(load_sample("uboone_nue_cosmics"), 5, i) for i in range(3)]
+    mip = np.concatenate([e.planes[2].values[e.planes[2].semantic == MIP] for e in events])
+    assert np.median(mip) == pytest.approx(40.0, rel=0.15)
+
+
+def test_sbnd_adc_scale_matches_the_real_file():
+    from pathlib import Path
+
+    import lartpcnet.data as data
+
+    real_file = Path(__file__).parent / "fixtures" / "sbnd_cosmic_tagging_5events.h5"
+    with data.open(real_file) as f:
+        real = np.concatenate([f[i].planes[2].values[f[i].planes[2].origin == 1] for i in range(len(f))])
+    events = [generate_event(load_sample("sbnd_cosmic"), 5, i) for i in range(3)]
+    sim = np.concatenate([e.planes[2].values[e.planes[2].origin == 1] for e in events])
+    assert charge_weighted_median(sim) == pytest.approx(charge_weighted_median(real), rel=0.15)

@@ -4,8 +4,8 @@ Chain: deposit -> ionisation electrons after recombination (modified box) -> dri
 (lifetime attenuation, longitudinal and transverse diffusion growing with drift time) ->
 projection on each wire plane (wire coordinate w = z cos(theta) - y sin(theta) for wires at
 angle theta from vertical, 3 mm pitch) and onto time ticks (2 MHz sampling, downsampled) ->
-ADC (gain set so a minimum-ionising track crossing the collection plane peaks near
-``mip_adc``) -> electronics noise -> zero suppression -> dead wires.
+ADC (gain: ``mip_segment_adc`` for the charge a MIP leaves on one wire over 3 mm) ->
+electronics noise per plane and drift volume -> zero suppression -> dead wires.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import erfc
+from scipy.special import erfc, erfcinv
 
 from lartpcnet.data.event import SparseImage
 from lartpcnet.sim import physics as P
@@ -62,8 +62,9 @@ class Geometry:
     lifetime_us: float = 10000.0
     diffusion_long: float = 6.2e-6  # cm^2/us (6.2 cm^2/s)
     diffusion_trans: float = 16.3e-6  # cm^2/us
-    mip_adc: float = 40.0  # collection-plane MIP peak per pixel
-    noise_adc: float = 2.0
+    shaping_us: float = 0.0  # Gaussian time spread of the electronics response left after deconvolution
+    mip_segment_adc: float = 64.0  # ADC of one wire's 3 mm of MIP charge at half drift (the gain)
+    noise_adc: tuple[tuple[float, ...], ...] = ((2.0,), (2.0,), (2.0,))  # [plane][drift volume]
     threshold_adc: float = 5.0
     dead_wire_fraction: tuple[float, float, float] = (0.0, 0.0, 0.0)
     voxel_size: float = 0.3
@@ -88,10 +89,15 @@ class Geometry:
         return (self.rows, self.columns or plane.wires)
 
     def adc_per_electron(self) -> float:
-        """Gain: a MIP (2.1 MeV/cm x 3 mm per wire, recombined, half-drift attenuation) -> mip_adc."""
+        """Gain: the electrons a MIP leaves on one wire over 3 mm (2.1 MeV/cm, recombined,
+        attenuated over half the drift) are worth ``mip_segment_adc``."""
         mip = 2.105 * 0.3 / P.W_ION * float(P.recombination(np.array([2.105]), self.efield)[0])
         half_drift = abs(self.tpcs[0].x_cathode - self.tpcs[0].x_anode) / 2 / self.drift_velocity
-        return self.mip_adc / (mip * math.exp(-half_drift / self.lifetime_us))
+        return self.mip_segment_adc / (mip * math.exp(-half_drift / self.lifetime_us))
+
+    def row_volume(self, rows: np.ndarray) -> np.ndarray:
+        """Index of the drift volume each image row belongs to."""
+        return np.minimum(rows // max(self.rows // len(self.tpcs), 1), len(self.tpcs) - 1)
 
     def dead_wires(self, plane_index: int) -> np.ndarray:
         """Fixed dead-wire list of a plane (same for every event): a few contiguous blocks."""
@@ -119,8 +125,10 @@ MICROBOONE = Geometry(
     readout_start_us=-400.0,
     efield=0.273,
     drift_velocity=0.1098,
-    mip_adc=40.0,
-    noise_adc=2.5,
+    # charge spreads over neighbouring pixels: this gives a median collection-plane MIP pixel of
+    # ~40 ADC, the MicroBooNE scale SparseSSNet's 10-300 ADC window is set for
+    mip_segment_adc=64.0,
+    noise_adc=((2.5,), (2.5,), (2.5,)),
     threshold_adc=10.0,  # SparseSSNet keeps ADC >= 10
     dead_wire_fraction=(0.05, 0.05, 0.10),
 )
@@ -138,8 +146,11 @@ SBND = Geometry(
     downsample=4,
     efield=0.5,
     drift_velocity=0.156,
-    mip_adc=40.0,
-    noise_adc=2.0,
+    # Calibrated like an experiment calibrates with cosmic muons, on the SBND cosmic-tagging file:
+    # collection-plane cosmic pixels (charge-weighted median 85 ADC) and the noise-hit rates above
+    # the 5 ADC threshold, higher in one drift volume of each induction plane (docs/simulation.md).
+    mip_segment_adc=67.0,
+    noise_adc=((1.7, 2.1), (2.1, 1.7), (1.5, 1.5)),
     threshold_adc=5.0,
 )
 
@@ -163,7 +174,7 @@ def geometry(name: str) -> Geometry:
 
 @dataclass
 class ReadoutConfig:
-    sub_samples: int = 4  # charge cloud points per deposit for diffusion (charge conserving)
+    sub_samples: int = 8  # charge cloud points per deposit for diffusion and shaping (charge conserving)
     noise: bool = True
     diffusion: bool = True
     dead_wires: bool = True
@@ -214,7 +225,7 @@ def _drift(geo: Geometry, deposits: EventDeposits, rng: np.random.Generator, con
     k = max(config.sub_samples, 1)
     spread = 1.0 if config.diffusion else 0.0
     sigma_t = spread * np.sqrt(2 * geo.diffusion_trans * drift_us)  # cm
-    sigma_l = spread * np.sqrt(2 * geo.diffusion_long * drift_us) / geo.drift_velocity  # us
+    sigma_l = spread * np.sqrt(2 * geo.diffusion_long * drift_us / geo.drift_velocity**2 + geo.shaping_us**2)  # us
     rep = np.repeat(np.arange(idx.size), k)
     cloud = pos[idx][rep].copy()
     cloud[:, 1:] += rng.standard_normal((rep.size, 2)) * sigma_t[rep, None]
@@ -266,12 +277,14 @@ def _detector_effects(geo: Geometry, index: int, plane: WirePlane, image: Sparse
                       config: ReadoutConfig) -> SparseImage:
     threshold = geo.threshold_adc if config.threshold_adc is None else config.threshold_adc
     values = image.values.astype(np.float64)
-    if config.noise and geo.noise_adc > 0:
-        values = values + rng.normal(0, geo.noise_adc, values.size)
+    sigma = np.asarray(geo.noise_adc[index], dtype=np.float64)
+    if config.noise and sigma.max() > 0:
+        values = values + rng.standard_normal(values.size) * sigma[geo.row_volume(image.coords[:, 0])]
     keep = values >= threshold
     image = image.select(keep, values[keep])
-    if config.noise and geo.noise_adc > 0:
-        image = _add_noise_hits(geo, plane, image, rng, threshold)
+    if config.noise and sigma.max() > 0:
+        for volume, s in enumerate(sigma):
+            image = _add_noise_hits(geo, plane, image, rng, threshold, s, volume)
     if config.dead_wires:
         dead = geo.dead_wires(index) + geo.column_offset(plane)
         image = image.select(~np.isin(image.coords[:, 1], dead))
@@ -279,20 +292,20 @@ def _detector_effects(geo: Geometry, index: int, plane: WirePlane, image: Sparse
 
 
 def _add_noise_hits(geo: Geometry, plane: WirePlane, image: SparseImage, rng: np.random.Generator,
-                    threshold: float) -> SparseImage:
-    """Pixels with no charge whose noise alone crosses the threshold (labelled background)."""
-    cells = geo.rows * plane.wires
-    p_above = 0.5 * erfc(threshold / (geo.noise_adc * math.sqrt(2)))
+                    threshold: float, sigma: float, volume: int) -> SparseImage:
+    """Pixels of one drift volume with no charge whose noise alone crosses the threshold."""
+    if sigma <= 0:
+        return image
+    share = geo.rows // len(geo.tpcs)
+    cells = share * plane.wires
+    p_above = 0.5 * erfc(threshold / (sigma * math.sqrt(2)))
     n = int(rng.binomial(cells, p_above))
     if n == 0:
         return image
-    rows = rng.integers(0, geo.rows, n)
+    rows = rng.integers(0, share, n) + volume * share
     cols = rng.integers(0, plane.wires, n) + geo.column_offset(plane)
-    # values from the Gaussian tail above threshold (inverse-CDF on the tail)
-    from scipy.special import erfcinv
-
-    u = rng.random(n) * p_above
-    values = geo.noise_adc * math.sqrt(2) * erfcinv(2 * u)
+    u = rng.random(n) * p_above  # values from the Gaussian tail above threshold (inverse CDF)
+    values = sigma * math.sqrt(2) * erfcinv(2 * u)
     return image.add_background(np.stack([rows, cols], 1).astype(np.int32), values.astype(np.float32))
 
 
