@@ -86,14 +86,21 @@ def cmd_convert(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from lartpcnet.bench import engine
-
-    report = engine.run(quick=args.quick, peers=args.peers, threads=args.threads, progress=not args.no_progress)
     command = "lartpcnet " + " ".join(shlex.quote(a) for a in args.argv)
-    name = "engine-quick" if args.quick else "engine"
-    files = engine.write(report, Path(args.out), command, stem=name)
+    if args.target == "sim":
+        from lartpcnet.bench import sim
+
+        report = sim.run(events=args.events or 20, progress=not args.no_progress)
+        files = sim.write(report, Path(args.out), command)
+        text = sim.markdown(report, command)
+    else:
+        from lartpcnet.bench import engine
+
+        report = engine.run(quick=args.quick, peers=args.peers, threads=args.threads, progress=not args.no_progress)
+        files = engine.write(report, Path(args.out), command, stem="engine-quick" if args.quick else "engine")
+        text = engine.markdown(report, command)
     print("wrote " + ", ".join(map(str, files)), file=sys.stderr)
-    _emit(report, args.json, engine.markdown(report, command))
+    _emit(report, args.json, text)
     return 0
 
 
@@ -139,7 +146,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.set_defaults(func=cmd_convert)
 
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
-    bench.add_argument("target", choices=["engine"], help="engine: one sparse conv layer vs dense and peers")
+    bench.add_argument("target", choices=["engine", "sim"],
+                       help="engine: one sparse conv layer vs dense and peers; sim: simulation speed per sample")
+    bench.add_argument("--events", type=positive_int, default=None, help="sim: events per sample (default 20)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--threads", type=positive_int, default=2, help="torch threads for ours and dense (default 2)")
