@@ -182,23 +182,33 @@ class ReadoutConfig:
     time_offsets: dict[int, float] = field(default_factory=dict)  # interaction id -> t0 [us]
 
 
+Window = tuple[int, int, int, int]  # first row, first column, rows, columns
+
+
 def readout_planes(geo: Geometry, deposits: EventDeposits, rng: np.random.Generator,
-                   config: ReadoutConfig | None = None) -> list[SparseImage]:
-    """Wire-plane images of one event, each with per-pixel truth labels."""
+                   config: ReadoutConfig | None = None, windows: list[Window] | None = None) -> list[SparseImage]:
+    """Wire-plane images of one event, each with per-pixel truth labels.
+
+    With ``windows`` (one per plane) each image is only that window of the plane, in the
+    window's own coordinates; charge and noise outside it are never pixelised.
+    """
     config = config or ReadoutConfig()
     drifted = _drift(geo, deposits, rng, config)
     gain = geo.adc_per_electron()
     planes = []
     for index, plane in enumerate(geo.planes):
+        window = windows[index] if windows is not None else (0, 0, *geo.image_shape(plane))
         if drifted is None:
-            planes.append(_empty_plane(geo, plane))
+            planes.append(SparseImage.empty(window[2:]))
             continue
         pos, charge, rows, source = drifted
         wire = np.floor((plane.coordinate(pos[:, 1], pos[:, 2]) - geo.wire_offset(plane)) / plane.pitch)
-        ok = (wire >= 0) & (wire < plane.wires)
-        image = _pixelise(np.stack([rows[ok], wire[ok].astype(np.int64) + geo.column_offset(plane)], 1),
-                          charge[ok] * gain, source[ok], deposits, geo.image_shape(plane))
-        planes.append(_detector_effects(geo, index, plane, image, rng, config))
+        column = wire + geo.column_offset(plane) - window[1]
+        row = rows - window[0]
+        ok = (wire >= 0) & (wire < plane.wires) & (row >= 0) & (row < window[2]) & (column >= 0) & (column < window[3])
+        image = _pixelise(np.stack([row[ok], column[ok].astype(np.int64)], 1), charge[ok] * gain, source[ok],
+                          deposits, window[2:])
+        planes.append(_detector_effects(geo, index, plane, image, rng, config, window))
     return planes
 
 
@@ -274,43 +284,45 @@ def _pixelise(coords: np.ndarray, values: np.ndarray, source: np.ndarray, deposi
 
 
 def _detector_effects(geo: Geometry, index: int, plane: WirePlane, image: SparseImage, rng: np.random.Generator,
-                      config: ReadoutConfig) -> SparseImage:
+                      config: ReadoutConfig, window: Window) -> SparseImage:
     threshold = geo.threshold_adc if config.threshold_adc is None else config.threshold_adc
     values = image.values.astype(np.float64)
     sigma = np.asarray(geo.noise_adc[index], dtype=np.float64)
     if config.noise and sigma.max() > 0:
-        values = values + rng.standard_normal(values.size) * sigma[geo.row_volume(image.coords[:, 0])]
+        volume = geo.row_volume(image.coords[:, 0] + window[0])
+        values = values + rng.standard_normal(values.size) * sigma[volume]
     keep = values >= threshold
     image = image.select(keep, values[keep])
     if config.noise and sigma.max() > 0:
         for volume, s in enumerate(sigma):
-            image = _add_noise_hits(geo, plane, image, rng, threshold, s, volume)
+            image = _add_noise_hits(geo, plane, image, rng, threshold, s, volume, window)
     if config.dead_wires:
-        dead = geo.dead_wires(index) + geo.column_offset(plane)
+        dead = geo.dead_wires(index) + geo.column_offset(plane) - window[1]
         image = image.select(~np.isin(image.coords[:, 1], dead))
     return image
 
 
 def _add_noise_hits(geo: Geometry, plane: WirePlane, image: SparseImage, rng: np.random.Generator,
-                    threshold: float, sigma: float, volume: int) -> SparseImage:
-    """Pixels of one drift volume with no charge whose noise alone crosses the threshold."""
+                    threshold: float, sigma: float, volume: int, window: Window) -> SparseImage:
+    """Pixels of one drift volume (inside the window) whose noise alone crosses the threshold."""
     if sigma <= 0:
         return image
     share = geo.rows // len(geo.tpcs)
-    cells = share * plane.wires
+    # the part of this volume's rows and of the plane's wire columns that the window covers
+    row_lo, row_hi = max(volume * share, window[0]), min((volume + 1) * share, window[0] + window[2])
+    first_wire = geo.column_offset(plane)
+    col_lo, col_hi = max(first_wire, window[1]), min(first_wire + plane.wires, window[1] + window[3])
+    if row_hi <= row_lo or col_hi <= col_lo:
+        return image
     p_above = 0.5 * erfc(threshold / (sigma * math.sqrt(2)))
-    n = int(rng.binomial(cells, p_above))
+    n = int(rng.binomial((row_hi - row_lo) * (col_hi - col_lo), p_above))
     if n == 0:
         return image
-    rows = rng.integers(0, share, n) + volume * share
-    cols = rng.integers(0, plane.wires, n) + geo.column_offset(plane)
+    rows = rng.integers(row_lo, row_hi, n) - window[0]
+    cols = rng.integers(col_lo, col_hi, n) - window[1]
     u = rng.random(n) * p_above  # values from the Gaussian tail above threshold (inverse CDF)
     values = sigma * math.sqrt(2) * erfcinv(2 * u)
     return image.add_background(np.stack([rows, cols], 1).astype(np.int32), values.astype(np.float32))
-
-
-def _empty_plane(geo: Geometry, plane: WirePlane) -> SparseImage:
-    return SparseImage.empty(geo.image_shape(plane))
 
 
 def voxelise(geo: Geometry, deposits: EventDeposits, rng: np.random.Generator, smear: float = 0.1,

@@ -111,6 +111,31 @@ def _dedx_low_energy_safe(kinetic: np.ndarray, mass: float) -> np.ndarray:
     return dedx
 
 
+class StepTable:
+    """Per-particle-mass quantities of a step, tabulated on a log kinetic-energy grid so that a chunk
+    of steps costs a few interpolations instead of repeated Bethe-Bloch evaluations."""
+
+    def __init__(self, mass: float, t_cut: float) -> None:
+        self.log_kinetic = np.linspace(np.log(1e-3), np.log(1e6), 3000)
+        kinetic = np.exp(self.log_kinetic)
+        beta, _, p = kinematics(kinetic, mass)
+        full = dedx_heavy(kinetic, mass)
+        self.restricted_share = dedx_heavy(kinetic, mass, t_cut) / np.maximum(full, 1e-12)
+        self.xi_per_cm = K_BETHE / 2 * Z_OVER_A * DENSITY / beta**2
+        self.inv_beta_p = 1 / (beta * p)
+        self.inv_beta = 1 / beta
+        self.delta_rate = delta_ray_rate(kinetic, mass, t_cut)
+        self.t_max = t_max(kinetic, mass)
+
+    def __call__(self, name: str, kinetic: np.ndarray) -> np.ndarray:
+        return np.interp(np.log(np.maximum(kinetic, 1e-3)), self.log_kinetic, getattr(self, name))
+
+
+@functools.lru_cache(maxsize=16)
+def step_table(mass: float, t_cut: float) -> StepTable:
+    return StepTable(mass, t_cut)
+
+
 def csda_range(kinetic: np.ndarray, mass: float) -> np.ndarray:
     grid, ranges = range_table(mass)
     return np.interp(np.log(np.maximum(kinetic, grid[0])), np.log(grid), ranges)

@@ -14,7 +14,7 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lartpcnet.data.event import INTERACTION_DTYPE, Event, SparseImage
+from lartpcnet.data.event import INTERACTION_DTYPE, Event
 from lartpcnet.data.labels import COSMIC, NEUTRINO
 from lartpcnet.errors import DataError
 from lartpcnet.sim import detector as D
@@ -200,10 +200,10 @@ def generate_event(config: SampleConfig, seed: int, index: int) -> Event:
     if "planes" in config.outputs:
         readout = D.ReadoutConfig(noise=config.noise, threshold_adc=config.threshold_adc,
                                   time_offsets={int(r["id"]): float(r["t0"]) for r in interactions})
-        planes = D.readout_planes(geo, deposits, rng, readout)
+        windows = None
         if config.crop is not None:
-            planes = [_crop(geo, image, plane, vertex, config.crop)
-                      for image, plane in zip(planes, geo.planes, strict=True)]
+            windows = [_crop_window(geo, plane, vertex, config.crop) for plane in geo.planes]
+        planes = D.readout_planes(geo, deposits, rng, readout, windows)
         event.planes = [p.sorted() for p in planes]
     if "voxels" in config.outputs:
         event.voxels = D.voxelise(geo, deposits, rng).sorted()
@@ -224,18 +224,12 @@ def _t0_window(geo: D.Geometry) -> tuple[float, float]:
     return -drift, geo.rows // len(geo.tpcs) * geo.tick_us
 
 
-def _crop(geo: D.Geometry, image: SparseImage, plane: D.WirePlane, vertex: np.ndarray,
-          size: tuple[int, int]) -> SparseImage:
-    """A rows x columns window of a plane centred on the vertex's projection (kept inside the image)."""
+def _crop_window(geo: D.Geometry, plane: D.WirePlane, vertex: np.ndarray, size: tuple[int, int]) -> D.Window:
+    """A rows x columns window of a plane centred on the vertex's projection, kept inside the image."""
     drift = abs(vertex[0] - geo.tpcs[0].x_anode) / geo.drift_velocity
     row = int((drift - (geo.readout_start_us if len(geo.tpcs) == 1 else 0.0)) / geo.tick_us)
     wire = int((plane.coordinate(vertex[1], vertex[2]) - geo.wire_offset(plane)) / plane.pitch)
     col = wire + geo.column_offset(plane)
     r0 = int(np.clip(row - size[0] // 2, 0, geo.rows - size[0]))
     c0 = int(np.clip(col - size[1] // 2, 0, geo.image_shape(plane)[1] - size[1]))
-    inside = ((image.coords[:, 0] >= r0) & (image.coords[:, 0] < r0 + size[0]) &
-              (image.coords[:, 1] >= c0) & (image.coords[:, 1] < c0 + size[1]))
-    out = image.select(inside)
-    out.coords = out.coords - np.array([r0, c0], dtype=np.int32)
-    out.shape = tuple(size)
-    return out
+    return (r0, c0, size[0], size[1])

@@ -22,7 +22,8 @@ from lartpcnet.sim import physics as P
 MAX_STEP = 0.3  # cm, one wire pitch / voxel
 CHUNK = 64
 MAX_CHUNK_ANGLE = 0.5  # rad accumulated in one chunk before its frame is renewed
-SLOW_ELECTRON = 10.0  # MeV: below this electrons take the fast scattered-walk path
+SLOW_ELECTRON = 10.0  # MeV: below this electrons take the batched scattered-walk path
+MAX_SLOW_STEPS = 20
 # Compton electrons below this (range < 3 mm, one pixel) are deposited where they are made and
 # belong to their photon in the truth, instead of being particles of their own.
 PIXEL_ELECTRON = 0.6  # MeV
@@ -81,6 +82,7 @@ class Transport:
         self._deposits: list[tuple] = []
         self._rows: list[tuple] = []
         self._stack: list[_Particle] = []
+        self._slow: list[_Particle] = []  # electrons below SLOW_ELECTRON, walked together in batches
         self._deposited: dict[int, float] = {}
         self._end: dict[int, np.ndarray] = {}
 
@@ -103,18 +105,22 @@ class Transport:
 
     def run(self) -> tuple[EventDeposits, np.ndarray]:
         """Tracks everything queued (and all secondaries); returns deposits and particle table."""
-        while self._stack:
-            p = self._stack.pop()
-            kind = abs(p.pdg)
-            if kind in (13, 211, 2212, 321):
-                self._heavy(p)
-            elif kind == 11:
-                self._electron(p)
-            elif kind == 22:
-                self._photon(p)
-            elif kind == 111:
-                self._pi0(p)
-            # neutrons and neutrinos leave no charge here: listed in the table only
+        while self._stack or self._slow:
+            while self._stack:
+                p = self._stack.pop()
+                kind = abs(p.pdg)
+                if kind in (13, 211, 2212, 321):
+                    self._heavy(p)
+                elif kind == 11:
+                    self._electron(p)
+                elif kind == 22:
+                    self._photon(p)
+                elif kind == 111:
+                    self._pi0(p)
+                # neutrons and neutrinos leave no charge here: listed in the table only
+            if self._slow:
+                batch, self._slow = self._slow, []
+                self._slow_batch(batch)
         table = np.array(self._rows, dtype=PARTICLE_DTYPE)
         for pid, energy in self._deposited.items():
             table["energy_deposit"][pid] = energy
@@ -137,6 +143,16 @@ class Transport:
         self._deposits.append((pos, energy, dedx, times, (p.pid, p.semantic, p.interaction, p.origin, n)))
         self._deposited[p.pid] = self._deposited.get(p.pid, 0.0) + float(energy.sum())
 
+    def _deposit_many(self, truth: np.ndarray, pos: np.ndarray, energy: np.ndarray, dedx: np.ndarray,
+                      times: np.ndarray) -> None:
+        """Deposits of many particles at once; ``truth`` holds (pid, semantic, interaction, origin) rows."""
+        if energy.size == 0:
+            return
+        self._deposits.append((pos, energy, dedx, times, truth))
+        sums = np.bincount(truth[:, 0], weights=energy)
+        for pid in np.nonzero(sums)[0]:
+            self._deposited[int(pid)] = self._deposited.get(int(pid), 0.0) + float(sums[pid])
+
     def _local(self, p: _Particle, pos: np.ndarray, energy: float, time: float) -> None:
         """A deposit too short to track (low-energy electron, absorbed photon): sub-millimetre, so
         it gets the dE/dx of a stopping electron."""
@@ -147,13 +163,22 @@ class Transport:
             z = np.zeros(0)
             zi = np.zeros(0, dtype=np.int32)
             return EventDeposits(np.zeros((0, 3)), z, z, z, zi, zi.astype(np.int8), zi, zi.astype(np.int8))
-        pos, energy, dedx, time, truth = zip(*self._deposits, strict=True)
-        truth = np.array(truth, dtype=np.int64)
-        counts = truth[:, 4]
+        # a block's truth is one (pid, semantic, interaction, origin, n) tuple (one particle) or an
+        # (n, 4) array (a batch): single-particle blocks first, expanded with one np.repeat
+        single = [b for b in self._deposits if not isinstance(b[4], np.ndarray)]
+        batch = [b for b in self._deposits if isinstance(b[4], np.ndarray)]
+        parts = []
+        if single:
+            heads = np.array([b[4] for b in single], np.int64)
+            parts.append(np.repeat(heads[:, :4], heads[:, 4], axis=0))
+        parts += [b[4] for b in batch]
+        labels = np.concatenate(parts)
+        blocks = single + batch
         return EventDeposits(
-            np.concatenate(pos), np.concatenate(energy), np.concatenate(dedx), np.concatenate(time),
-            np.repeat(truth[:, 0], counts).astype(np.int32), np.repeat(truth[:, 1], counts).astype(np.int8),
-            np.repeat(truth[:, 2], counts).astype(np.int32), np.repeat(truth[:, 3], counts).astype(np.int8),
+            np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]),
+            np.concatenate([b[2] for b in blocks]), np.concatenate([b[3] for b in blocks]),
+            labels[:, 0].astype(np.int32), labels[:, 1].astype(np.int8),
+            labels[:, 2].astype(np.int32), labels[:, 3].astype(np.int8),
         )
 
     def _child_semantic(self, parent: _Particle) -> int:
@@ -195,7 +220,7 @@ class Transport:
 
     def _heavy(self, p: _Particle) -> None:
         mass = _mass(p.pdg)
-        cfg = self.config
+        table = P.step_table(mass, self.config.delta_cut)
         residual = float(P.csda_range(np.array([p.kinetic]), mass)[0])
         t0 = p.kinetic
         # (centres, energies, step length, times) per chunk; deposited once the total is known
@@ -215,17 +240,18 @@ class Transport:
             along = residual - s * np.arange(n + 1)
             kinetic = P.kinetic_from_range(np.maximum(along, 0.0), mass)
             mid = 0.5 * (kinetic[:-1] + kinetic[1:])
-            theta0 = P.highland(mid, mass, steps)
+            theta0 = _highland(table, mid, s)
             points, _, m = self._chunk_path(p, steps, theta0)
+            mid = mid[:m]
             mean_loss = kinetic[:m] - kinetic[1 : m + 1]
-            restricted = P.dedx_heavy(mid[:m], mass, cfg.delta_cut) / np.maximum(P.dedx_heavy(mid[:m], mass), 1e-9)
-            xi = P.landau_xi(mid[:m], mass, steps[:m])
-            loss = np.maximum(mean_loss * restricted + xi * (P.moyal(self.rng, m) - P.MOYAL_MEAN), 0.0)
+            xi = table("xi_per_cm", mid) * s
+            fluctuation = xi * (P.moyal(self.rng, m) - P.MOYAL_MEAN)
+            loss = np.maximum(mean_loss * table("restricted_share", mid) + fluctuation, 0.0)
             loss = np.minimum(loss, 4 * mean_loss + 1.0)  # the far Landau tail is the explicit delta rays
             centres = 0.5 * (points[:-1] + points[1:])[:m]
-            times = p.time + _flight_time(s * np.arange(m), mid[:m], mass)
+            times = p.time + s * np.arange(m) * table("inv_beta", mid) / 29.98
             pending.append((centres, loss, s, times))
-            delta_energy += self._delta_rays(p, centres, mid[:m], mass, s, times)
+            delta_energy += self._delta_rays(p, centres, mid, table, s, times)
             residual -= s * m
             p.pos = points[m].copy()
             p.kinetic = float(kinetic[m])
@@ -244,12 +270,11 @@ class Transport:
         if p.kinetic <= 0.0 and self._inside(p.pos):
             self._at_rest(p)
 
-    def _delta_rays(self, p: _Particle, centres, kinetic, mass, s, times) -> float:
-        rate = P.delta_ray_rate(kinetic, mass, self.config.delta_cut) * s
-        counts = self.rng.poisson(rate)
+    def _delta_rays(self, p: _Particle, centres, kinetic, table: P.StepTable, s, times) -> float:
+        counts = self.rng.poisson(table("delta_rate", kinetic) * s)
         total = 0.0
         for k in np.nonzero(counts)[0]:
-            upper = float(P.t_max(np.array([kinetic[k]]), mass)[0])
+            upper = float(table("t_max", kinetic[k : k + 1])[0])
             for energy in P.sample_delta_energies(self.rng, self.config.delta_cut, upper, int(counts[k])):
                 # forward-peaked emission: cos theta = (T / p_e) (p_max / T_max)
                 pe = np.sqrt(energy * (energy + 2 * P.ELECTRON_MASS))
@@ -300,10 +325,13 @@ class Transport:
     def _electron(self, p: _Particle) -> None:
         cfg = self.config
         mass = P.ELECTRON_MASS
+        if p.kinetic < SLOW_ELECTRON:
+            self._slow.append(p)
+            return
         while p.kinetic > cfg.electron_cut:
             if p.kinetic < SLOW_ELECTRON:
-                self._slow_electron(p)
-                break
+                self._slow.append(p)
+                return
             residual = float(P.csda_range(np.array([p.kinetic]), mass)[0])
             if residual < 0.05:
                 break
@@ -342,40 +370,60 @@ class Transport:
                 self.add(22, p.pos, direction, P.ELECTRON_MASS, interaction=p.interaction, origin=p.origin,
                          parent=p.pid, process="annihil", time=p.time, semantic=self._child_semantic(p))
 
-    def _slow_electron(self, p: _Particle) -> None:
-        """An electron below SLOW_ELECTRON MeV: a scattered walk that deposits all its energy.
+    def _slow_batch(self, batch: list[_Particle]) -> None:
+        """Electrons below SLOW_ELECTRON MeV: scattered walks that deposit all their energy.
 
-        It radiates only a few percent of its energy (radiative yield in argon), so no explicit
-        photons; the walk is a short Python loop over at most ~20 steps, which is far cheaper than
-        the chunked stepper for the thousands of such electrons in a shower.
+        They radiate only a few percent of their energy (radiative yield in argon), so no explicit
+        photons. All electrons of the batch walk together: at most MAX_SLOW_STEPS numpy steps over
+        arrays of electrons, instead of one Python loop per electron (thousands per shower).
         """
         mass = P.ELECTRON_MASS
-        residual = float(P.csda_range(np.array([p.kinetic]), mass)[0])
-        if residual < MAX_STEP:
-            return  # shorter than a pixel: the caller deposits it locally
-        n = int(min(20, max(2, math.ceil(residual / MAX_STEP))))
-        s = residual / n
-        kinetic = P.kinetic_from_range(residual - s * np.arange(n + 1), mass)
-        theta0 = P.highland(0.5 * (kinetic[:-1] + kinetic[1:]), mass, np.full(n, s))
-        kicks = self.rng.standard_normal((n, 2)) * theta0[:, None]
-        d = p.direction.copy()
-        points = np.empty((n + 1, 3))
-        points[0] = p.pos
-        inside_to = n
-        for k in range(n):
-            u, v = _perpendicular(d)
-            d = d + kicks[k, 0] * u + kicks[k, 1] * v
-            d /= math.sqrt(float(d @ d))
-            points[k + 1] = points[k] + s * d
-        outside = np.nonzero(~self._inside(points[1:]))[0]
-        if outside.size:
-            inside_to = int(outside[0]) + 1
-        loss = kinetic[:inside_to] - kinetic[1 : inside_to + 1]
-        centres = 0.5 * (points[:inside_to] + points[1 : inside_to + 1])
-        self._deposit(p, centres, loss, loss / s, p.time)
-        p.pos = points[inside_to].copy()
-        p.direction = d
-        p.kinetic = float(kinetic[inside_to]) if inside_to < n else 0.0
+        n_e = len(batch)
+        pos = np.array([p.pos for p in batch])
+        direction = np.array([p.direction for p in batch])
+        kinetic0 = np.array([p.kinetic for p in batch])
+        truth = np.array([(p.pid, p.semantic, p.interaction, p.origin) for p in batch], np.int64)
+        times = np.array([p.time for p in batch])
+        residual = P.csda_range(kinetic0, mass)
+        short = residual < MAX_STEP  # shorter than a pixel: one deposit where it starts
+        n_steps = np.clip(np.ceil(residual / MAX_STEP), 2, MAX_SLOW_STEPS).astype(np.int64)
+        step = residual / n_steps
+        k = np.arange(MAX_SLOW_STEPS + 1)
+        along = np.maximum(residual[:, None] - step[:, None] * k, 0.0)
+        kinetic = P.kinetic_from_range(along.ravel(), mass).reshape(along.shape)
+        kinetic[:, 0] = kinetic0
+        mid = 0.5 * (kinetic[:, :-1] + kinetic[:, 1:])
+        theta0 = P.highland(np.maximum(mid, 1e-3), mass, np.broadcast_to(step[:, None], mid.shape))
+        kicks = self.rng.standard_normal((n_e, MAX_SLOW_STEPS, 2)) * theta0[..., None]
+        points = np.empty((n_e, MAX_SLOW_STEPS + 1, 3))
+        points[:, 0] = pos
+        d = direction.copy()
+        for j in range(MAX_SLOW_STEPS):
+            u, v = _perpendicular_many(d)
+            d = d + kicks[:, j, :1] * u + kicks[:, j, 1:] * v
+            d /= np.linalg.norm(d, axis=1, keepdims=True)
+            points[:, j + 1] = points[:, j] + step[:, None] * d
+        live = (k[None, :MAX_SLOW_STEPS] < n_steps[:, None]) & ~short[:, None]
+        inside = self._inside(points[:, 1:])
+        live &= np.cumprod(inside, axis=1).astype(bool)  # nothing after the first step outside
+        loss = np.where(live, kinetic[:, :-1] - kinetic[:, 1:], 0.0)
+        centres = 0.5 * (points[:, :-1] + points[:, 1:])
+        rows, cols = np.nonzero(loss > 0)
+        self._deposit_many(truth[rows], centres[rows, cols], loss[rows, cols], loss[rows, cols] / step[rows],
+                           times[rows])
+        if short.any():
+            idx = np.nonzero(short)[0]
+            self._deposit_many(truth[idx], pos[idx], kinetic0[idx], np.full(idx.size, LOCAL_DEDX), times[idx])
+        last = np.where(short, 0, live.sum(axis=1))
+        for i, p in enumerate(batch):
+            end = points[i, last[i]]
+            self._end[p.pid] = np.array([*end, p.time])
+            left = not short[i] and last[i] < n_steps[i]
+            if p.pdg == -11 and not left:  # positron annihilates at rest
+                back = _isotropic(self.rng)
+                for photon_dir in (back, -back):
+                    self.add(22, end, photon_dir, P.ELECTRON_MASS, interaction=p.interaction, origin=p.origin,
+                             parent=p.pid, process="annihil", time=p.time, semantic=self._child_semantic(p))
 
     def _brem(self, kinetic: np.ndarray, s: float) -> tuple[int | None, float]:
         """First step (if any) of the chunk that radiates a photon above the cut, and its energy."""
@@ -463,9 +511,11 @@ def _default_semantic(pdg: int) -> int:
     return SHOWER
 
 
-def _flight_time(path: np.ndarray, kinetic: np.ndarray, mass: float) -> np.ndarray:
-    beta, _, _ = P.kinematics(kinetic, mass)
-    return path / (beta * 29.98)
+def _highland(table: P.StepTable, kinetic: np.ndarray, step: float) -> np.ndarray:
+    """Highland theta_0 from the tabulated 1/(beta p) (same formula as physics.highland)."""
+    t = step / P.RADIATION_LENGTH
+    inv_beta = table("inv_beta", kinetic)
+    return 13.6 * table("inv_beta_p", kinetic) * np.sqrt(t) * np.maximum(1 + 0.038 * np.log(t * inv_beta**2), 0.1)
 
 
 def _perpendicular(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -479,6 +529,17 @@ def _perpendicular(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     norm = math.sqrt(ux * ux + uy * uy + uz * uz)
     ux, uy, uz = ux / norm, uy / norm, uz / norm
     return np.array([ux, uy, uz]), np.array([dy * uz - dz * uy, dz * ux - dx * uz, dx * uy - dy * ux])
+
+
+def _perpendicular_many(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise _perpendicular for an (n, 3) array of unit vectors."""
+    helper = np.zeros_like(d)
+    use_x = np.abs(d[:, 0]) < 0.9
+    helper[use_x, 0] = 1.0
+    helper[~use_x, 1] = 1.0
+    u = np.cross(d, helper)
+    u /= np.linalg.norm(u, axis=1, keepdims=True)
+    return u, np.cross(d, u)
 
 
 def _rotate(direction: np.ndarray, cos_theta: float, rng: np.random.Generator) -> np.ndarray:
