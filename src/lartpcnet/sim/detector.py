@@ -20,8 +20,6 @@ from lartpcnet.data.event import SparseImage
 from lartpcnet.sim import physics as P
 from lartpcnet.sim.transport import EventDeposits
 
-PLANE_NAMES = ("U", "V", "Y")
-
 
 @dataclass(frozen=True)
 class WirePlane:

@@ -121,7 +121,7 @@ class StepTable:
         beta, _, p = kinematics(kinetic, mass)
         full = dedx_heavy(kinetic, mass)
         self.restricted_share = dedx_heavy(kinetic, mass, t_cut) / np.maximum(full, 1e-12)
-        self.xi_per_cm = K_BETHE / 2 * Z_OVER_A * DENSITY / beta**2
+        self.xi_per_cm = landau_xi(kinetic, mass, np.ones_like(kinetic))
         self.inv_beta_p = 1 / (beta * p)
         self.inv_beta = 1 / beta
         self.delta_rate = delta_ray_rate(kinetic, mass, t_cut)
@@ -164,8 +164,14 @@ def moyal(rng: np.random.Generator, size: int | tuple) -> np.ndarray:
 def highland(kinetic: np.ndarray, mass: float, step: np.ndarray) -> np.ndarray:
     """RMS plane scattering angle theta_0 for a step (PDG Highland formula) [rad]."""
     beta, _, p = kinematics(kinetic, mass)
-    t = np.maximum(step / RADIATION_LENGTH, 1e-6)
-    return 13.6 / (beta * p) * np.sqrt(t) * np.maximum(1 + 0.038 * np.log(t / beta**2), 0.1)
+    return highland_theta(1 / beta, 1 / (beta * p), step)
+
+
+def highland_theta(inv_beta: np.ndarray, inv_beta_p: np.ndarray, step: np.ndarray | float) -> np.ndarray:
+    """Highland's theta_0 from 1/beta and 1/(beta p) [1/(MeV/c)]: 13.6 MeV / (beta c p) sqrt(x/X0)
+    (1 + 0.038 ln(x / (X0 beta^2)))."""
+    t = np.maximum(np.asarray(step) / RADIATION_LENGTH, 1e-6)
+    return 13.6 * inv_beta_p * np.sqrt(t) * np.maximum(1 + 0.038 * np.log(t * inv_beta**2), 0.1)
 
 
 def sample_delta_energies(rng: np.random.Generator, t_cut: float, t_upper: float, n: int) -> np.ndarray:

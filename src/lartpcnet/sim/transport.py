@@ -512,10 +512,7 @@ def _default_semantic(pdg: int) -> int:
 
 
 def _highland(table: P.StepTable, kinetic: np.ndarray, step: float) -> np.ndarray:
-    """Highland theta_0 from the tabulated 1/(beta p) (same formula as physics.highland)."""
-    t = step / P.RADIATION_LENGTH
-    inv_beta = table("inv_beta", kinetic)
-    return 13.6 * table("inv_beta_p", kinetic) * np.sqrt(t) * np.maximum(1 + 0.038 * np.log(t * inv_beta**2), 0.1)
+    return P.highland_theta(table("inv_beta", kinetic), table("inv_beta_p", kinetic), step)
 
 
 def _perpendicular(direction: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
