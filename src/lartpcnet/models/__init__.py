@@ -1,0 +1,1 @@
+"""Networks: U-ResNet (sparse and dense) and the model registry."""

@@ -1,0 +1,48 @@
+"""The U-ResNet: sparse and dense variants are one architecture; shapes, empty inputs, learning."""
+
+import pytest
+import torch
+
+from lartpcnet.models.uresnet import UResNet, copy_sparse_to_dense
+from lartpcnet.sparse import SparseTensor
+
+
+@pytest.mark.parametrize("dim,shape", [(2, (16, 24)), (3, (8, 8, 16))])
+@pytest.mark.parametrize("train", [True, False])
+def test_sparse_equals_dense_when_every_site_is_active(dim, shape, train):
+    torch.manual_seed(0)
+    config = dict(dim=dim, depth=2, filters=4, reps=2, classes=3, leaky=0.1)
+    sparse_net = UResNet(**config, sparse=True)
+    dense_net = UResNet(**config, sparse=False, growth="linear")
+    for module in sparse_net.modules():  # non-trivial BN statistics and affine parameters
+        if isinstance(module, torch.nn.BatchNorm1d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+    copy_sparse_to_dense(sparse_net, dense_net)
+    sparse_net.train(train)
+    dense_net.train(train)
+    image = torch.randn((2, 1, *shape))
+    out_dense = dense_net(image)
+    x = SparseTensor.from_dense(image, mask=torch.ones((2, *shape), dtype=torch.bool))
+    out_sparse = sparse_net(x)
+    c = out_sparse.coords
+    torch.testing.assert_close(out_sparse.feats, out_dense[(c[:, 0], slice(None), *c[:, 1:].unbind(1))],
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_sparse_output_sites_are_the_input_sites_and_empty_events_work():
+    net = UResNet(dim=2, depth=3, filters=4, classes=5).eval()
+    coords = torch.tensor([[0, 1, 2], [0, 5, 5], [2, 31, 31]])  # event 1 is empty
+    x = SparseTensor(coords, torch.ones(3, 1), (32, 32), batch_size=3)
+    out = net(x)
+    assert torch.equal(out.coords, coords) and out.feats.shape == (3, 5)
+    empty = SparseTensor(torch.zeros((0, 3), dtype=torch.int64), torch.zeros(0, 1), (32, 32), batch_size=1)
+    assert net(empty).feats.shape == (0, 5)
+
+
+def test_filter_growth():
+    assert UResNet(depth=5, filters=32).config.planes() == [32, 64, 96, 128, 160, 192]
+    assert UResNet(depth=3, filters=16, growth="doubling").config.planes() == [16, 32, 64, 128]
+    assert UResNet(depth=5).padded_shape((1008, 3456)) == (1024, 3456)
