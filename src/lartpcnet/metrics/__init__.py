@@ -1,0 +1,1 @@
+"""Physics and performance metrics."""
