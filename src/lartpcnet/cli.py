@@ -85,6 +85,20 @@ def cmd_convert(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from lartpcnet.train.config import load_config
+    from lartpcnet.train.trainer import train
+
+    config = load_config(args.config, args.set)
+    out = args.out or f"runs/{config.name}"
+    summary = train(config, out, resume=args.resume, progress=not args.no_progress)
+    val = summary.get("validation") or {}
+    text = (f"trained {config.name} for {summary['iterations']} iterations into {out}: "
+            f"validation non-zero accuracy {val.get('nonzero_accuracy')}")
+    _emit(summary, args.json, text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     command = "lartpcnet " + " ".join(shlex.quote(a) for a in args.argv)
     if args.target == "sim":
@@ -144,6 +158,16 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--producer", default="wire", help="larcv3 image producer name (default wire)")
     convert.add_argument("--json", action="store_true", help="print one JSON object")
     convert.set_defaults(func=cmd_convert)
+
+    train = sub.add_parser("train", help="train a network from a YAML config (runs under torchrun too)")
+    train.add_argument("config", help="training YAML (see configs/)")
+    train.add_argument("--out", default=None, help="run folder (default runs/<name>)")
+    train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a config entry, e.g. --set iterations=100 --set optimizer.lr=1e-4")
+    train.add_argument("--json", action="store_true", help="print one JSON object")
+    train.add_argument("--no-progress", action="store_true", help="no progress bar")
+    train.set_defaults(func=cmd_train)
 
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
     bench.add_argument("target", choices=["engine", "sim"],

@@ -31,7 +31,7 @@ class Batch:
 
 
 def sparse_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] | None = (10.0, 300.0),
-                 pad_to: int = 1) -> Batch:
+                 pad_to: int = 1, scale: float = FEATURE_SCALE) -> Batch:
     """Batches 2D or 3D images (all of one shape) into one SparseTensor; sites outside
     ``adc_window`` are dropped. The spatial shape is rounded up to a multiple of ``pad_to``."""
     if not images:
@@ -52,7 +52,7 @@ def sparse_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] 
         instance.append(image.instance[keep].astype(np.int64))
     value = torch.from_numpy(np.concatenate(values).astype(np.float32))
     padded = tuple(-(-s // pad_to) * pad_to for s in shape)
-    tensor = SparseTensor(torch.from_numpy(np.concatenate(coords)), (value / FEATURE_SCALE)[:, None], padded,
+    tensor = SparseTensor(torch.from_numpy(np.concatenate(coords)), (value / scale)[:, None], padded,
                           batch_size=len(images), check=False)
     semantic_t = torch.from_numpy(np.concatenate(semantic))
     semantic_t[semantic_t < 0] = IGNORE

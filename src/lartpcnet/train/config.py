@@ -1,0 +1,98 @@
+"""Validated training configuration (one YAML per published system, in configs/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lartpcnet.errors import DataError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ModelSection(_Strict):
+    name: str = "uresnet"
+    network: dict = {}
+    loss: dict = {}
+
+
+class DataSource(_Strict):
+    """Events simulated on the fly from a sample (``sample``, ``seed``) or read from ``file``."""
+
+    sample: str | None = None
+    seed: int = 0
+    file: str | None = None
+    events: int | None = Field(None, ge=1)  # validation/evaluation size; training streams forever
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataSource:
+        if (self.sample is None) == (self.file is None):
+            raise ValueError("give exactly one of sample or file")
+        return self
+
+
+class DataSection(_Strict):
+    train: DataSource
+    validation: DataSource
+    plane: int | None = 2  # wire plane to train on (SparseSSNet trains one network per plane); None: voxels
+    adc_window: tuple[float, float] | None = (10.0, 300.0)
+    feature_scale: float = Field(100.0, gt=0)  # input feature = value / scale (100 for ADC, 1 for MeV voxels)
+    workers: int = Field(0, ge=0)  # processes simulating or reading training batches
+
+
+class OptimizerSection(_Strict):
+    name: Literal["adam", "rmsprop"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class ScheduleSection(_Strict):
+    name: Literal["constant", "step", "cosine"] = "constant"
+    step_every: int = Field(10_000, ge=1)  # step: multiply the rate by gamma every so many iterations
+    gamma: float = Field(0.1, gt=0)
+
+
+class TrainConfig(_Strict):
+    name: str
+    model: ModelSection = ModelSection()
+    data: DataSection
+    optimizer: OptimizerSection = OptimizerSection()
+    schedule: ScheduleSection = ScheduleSection()
+    batch_size: int = Field(8, ge=1)
+    accumulate: int = Field(1, ge=1)  # batches per optimiser step
+    iterations: int = Field(1000, ge=1)  # optimiser steps
+    validate_every: int = Field(250, ge=1)
+    checkpoint_every: int = Field(250, ge=1)
+    seed: int = 0
+    amp: bool = False  # mixed precision, on GPU only
+    device: str = "auto"
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
+    """Reads a YAML config and applies ``key.sub=value`` overrides (values parsed as YAML)."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise
+    except yaml.YAMLError as err:
+        raise DataError(f"not valid YAML ({err})", file=str(path)) from err
+    for item in overrides or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ValueError(f"--set needs key=value, got {item!r}")
+        node = raw
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = yaml.safe_load(value)
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise DataError(first["msg"], file=str(path), field=".".join(str(x) for x in first["loc"])) from err

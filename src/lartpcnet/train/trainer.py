@@ -1,0 +1,290 @@
+"""``lartpcnet train``: one training loop for every registered model, on CPU or GPU, alone or under torchrun.
+
+Determinism: batch k is made of events [k B, (k + 1) B) of the training source, whoever makes it
+(worker processes stripe the batches, DDP ranks take every R-th), so a resumed run sees exactly
+the batches the uninterrupted run would have, and its weights come out bit-identical.
+Checkpoints and logs are written atomically; ``--resume`` continues from the newest checkpoint.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from tqdm import tqdm
+
+import lartpcnet.data as data
+from lartpcnet.data.batching import sparse_batch
+from lartpcnet.data.event import SparseImage
+from lartpcnet.errors import DataError
+from lartpcnet.io_utils import atomic_path, atomic_write_text
+from lartpcnet.metrics.segmentation import SegmentationMetrics
+from lartpcnet.models.registry import build
+from lartpcnet.sim.samples import generate_event, load_sample
+from lartpcnet.train.config import DataSource, TrainConfig
+
+
+class EventSource:
+    """Event i of a simulated sample (seed fixed) or of a file (cycling)."""
+
+    def __init__(self, source: DataSource, plane: int | None) -> None:
+        self.source, self.plane = source, plane
+        self._config = load_sample(source.sample) if source.sample else None
+        self._reader = None
+
+    def image(self, index: int) -> SparseImage:
+        if self._config is not None:
+            event = generate_event(self._config, self.source.seed, index)
+        else:
+            if self._reader is None:  # opened lazily: each worker process opens its own
+                self._reader = data.open(self.source.file)
+            event = self._reader[index % len(self._reader)]
+        if self.plane is None:
+            if event.voxels is None:
+                raise DataError("has no voxels (set data.plane to train on a wire plane)", event=index,
+                                file=self.source.file or f"sample {self.source.sample}")
+            return event.voxels
+        if self.plane >= len(event.planes):
+            raise DataError(f"has {len(event.planes)} planes, data.plane is {self.plane}", event=index,
+                            file=self.source.file or f"sample {self.source.sample}")
+        return event.planes[self.plane]
+
+
+class BatchStream(IterableDataset):
+    """Lists of images, batch after batch, from ``first_batch`` on (this rank's share)."""
+
+    def __init__(self, source: DataSource, plane: int | None, batch_size: int, first_batch: int,
+                 rank: int = 0, world: int = 1) -> None:
+        super().__init__()
+        self.source, self.plane, self.batch_size = source, plane, batch_size
+        self.first_batch, self.rank, self.world = first_batch, rank, world
+
+    def __iter__(self) -> Iterator[list[SparseImage]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info else (0, 1)
+        events = EventSource(self.source, self.plane)
+        j = worker
+        while True:
+            batch = (self.first_batch + j) * self.world + self.rank
+            start = batch * self.batch_size
+            yield [events.image(i) for i in range(start, start + self.batch_size)]
+            j += workers
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _schedule(config: TrainConfig):
+    s = config.schedule
+    if s.name == "step":
+        return lambda it: s.gamma ** (it // s.step_every)
+    if s.name == "cosine":
+        return lambda it: 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
+    return lambda it: 1.0
+
+
+def validate(net, config: TrainConfig, images: list[SparseImage], device: torch.device) -> dict:
+    """Metrics of the network on the validation images (eval mode, batches of ``batch_size``)."""
+    depth = net.config.depth if hasattr(net, "config") else net.module.config.depth
+    metrics = SegmentationMetrics()
+    net.eval()
+    with torch.no_grad():
+        for start in range(0, len(images), config.batch_size):
+            chunk = images[start : start + config.batch_size]
+            batch = sparse_batch(chunk, config.data.adc_window, pad_to=2**depth, scale=config.data.feature_scale)
+            predicted = net(batch.tensor.to(device)).feats.argmax(1).cpu()
+            rows = batch.tensor.coords[:, 0]
+            for b, image in enumerate(chunk):
+                mine = rows == b
+                metrics.add(batch.semantic[mine].numpy(), predicted[mine].numpy(),
+                            batch.tensor.coords[mine, 1:].numpy(), image.shape)
+    net.train()
+    return metrics.summary()
+
+
+def _checkpoints(out: Path) -> list[Path]:
+    return sorted(out.glob("checkpoints/ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
+
+
+def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
+    """Trains as ``config`` says, writing checkpoints and logs into ``out``; returns a summary."""
+    out = Path(out)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    device = _device(config.device)
+    distributed = world > 1
+    if distributed:
+        import torch.distributed as dist
+
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    torch.manual_seed(config.seed)
+    net, loss_fn = build(config.model.name, config.model.network, config.model.loss)
+    net.to(device)
+    depth = net.config.depth
+    optimiser_cls = torch.optim.Adam if config.optimizer.name == "adam" else torch.optim.RMSprop
+    optimiser = optimiser_cls(net.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config))
+    start = 0
+    existing = _checkpoints(out)
+    if resume and existing:
+        state = torch.load(existing[-1], map_location=device, weights_only=False)
+        net.load_state_dict(state["model"])
+        optimiser.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        start = int(state["iteration"])
+    elif existing and not resume:
+        raise ValueError(f"{out} already holds checkpoints; add --resume to continue or choose another --out")
+    model = net
+    if distributed:
+        from torch.nn.parallel import DistributedDataParallel
+
+        model = DistributedDataParallel(net, device_ids=[device.index] if device.type == "cuda" else None)
+    writer = rank == 0
+    if writer:
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / "config.yaml", json.dumps(config.model_dump(mode="json"), indent=1))
+        _truncate_logs(out, start)
+    validation = []
+    if writer:
+        val_source = EventSource(config.data.validation, config.data.plane)
+        validation = [val_source.image(i) for i in range(config.data.validation.events or 32)]
+    stream = BatchStream(config.data.train, config.data.plane, config.batch_size, start * config.accumulate,
+                         rank, world)
+    loader = iter(DataLoader(stream, batch_size=None, num_workers=config.data.workers,
+                             persistent_workers=config.data.workers > 0))
+    use_amp = config.amp and device.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    bar = tqdm(total=config.iterations, initial=start, desc=f"train {config.name}", disable=not (progress and writer),
+               file=sys.stderr)
+    started = time.perf_counter()
+    last_metrics: dict = {}
+    for iteration in range(start, config.iterations):
+        total = 0.0
+        for _ in range(config.accumulate):
+            batch = sparse_batch(next(loader), config.data.adc_window, pad_to=2**depth,
+                                 scale=config.data.feature_scale)
+            with torch.autocast(device.type, enabled=use_amp):
+                loss = loss_fn(model(batch.tensor.to(device)), batch.semantic.to(device), batch.instance.to(device))
+            scaler.scale(loss / config.accumulate).backward()
+            total += float(loss.detach()) / config.accumulate
+        scaler.step(optimiser)
+        scaler.update()
+        optimiser.zero_grad(set_to_none=True)
+        scheduler.step()
+        step = iteration + 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{total:.4f}")
+        if writer:
+            _append_csv(out / "log.csv", {"iteration": step, "loss": total, "lr": scheduler.get_last_lr()[0],
+                                          "seconds": round(time.perf_counter() - started, 3)})
+        if writer and (step % config.validate_every == 0 or step == config.iterations):
+            last_metrics = validate(net, config, validation, device)
+            with open(out / "validation.jsonl", "a") as f:
+                f.write(json.dumps({"iteration": step, **last_metrics}) + "\n")
+            plot_curves(out)
+        if writer and (step % config.checkpoint_every == 0 or step == config.iterations):
+            save_checkpoint(out / "checkpoints" / f"ckpt-{step}.pt", net, optimiser, scheduler, step, config)
+        if distributed:
+            torch.distributed.barrier()
+    bar.close()
+    summary = {"name": config.name, "out": str(out), "iterations": config.iterations, "resumed_from": start,
+               "seconds": round(time.perf_counter() - started, 3), "world_size": world, "validation": last_metrics}
+    if distributed:
+        summary["ranks_in_sync"] = _ranks_in_sync(net)
+        torch.distributed.destroy_process_group()
+    if writer:
+        atomic_write_text(out / "summary.json", json.dumps(summary, indent=1))
+    return summary
+
+
+def _ranks_in_sync(net) -> bool:
+    """True when every rank holds bit-identical weights (DDP replicas must never drift apart)."""
+    import torch.distributed as dist
+
+    flat = torch.cat([p.detach().flatten().cpu() for p in net.parameters()])
+    gathered = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+    dist.all_gather(gathered, flat)
+    return all(torch.equal(gathered[0], g) for g in gathered[1:])
+
+
+def save_checkpoint(path: Path, net, optimiser, scheduler, iteration: int, config: TrainConfig) -> None:
+    state = {"model": net.state_dict(), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+             "iteration": iteration, "rng": torch.get_rng_state(), "config": config.model_dump(mode="json"),
+             "network": net.config.model_dump(mode="json"), "model_name": config.model.name}
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    new = not path.exists()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(row))
+        if new:
+            writer.writeheader()
+        writer.writerow(row)
+
+
+def _truncate_logs(out: Path, start: int) -> None:
+    """Drops log rows past ``start``: a killed run may have logged iterations its checkpoint lacks."""
+    log = out / "log.csv"
+    if log.exists():
+        rows = [r for r in csv.DictReader(log.open()) if int(r["iteration"]) <= start]
+        buffer = io.StringIO()
+        if rows:
+            writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        atomic_write_text(log, buffer.getvalue())
+        if not rows:
+            log.unlink()
+    val = out / "validation.jsonl"
+    if val.exists():
+        kept = [line for line in val.read_text().splitlines() if json.loads(line)["iteration"] <= start]
+        atomic_write_text(val, "".join(line + "\n" for line in kept))
+
+
+def plot_curves(out: Path) -> None:
+    """Learning curves: training loss and validation accuracy against iteration."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader((out / "log.csv").open()))
+    val = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
+    its = np.array([int(r["iteration"]) for r in rows])
+    losses = np.array([float(r["loss"]) for r in rows])
+    a.plot(its, losses, lw=0.6, alpha=0.5, label="per iteration")
+    if len(losses) >= 20:
+        window = max(len(losses) // 20, 2)
+        a.plot(its[window - 1 :], np.convolve(losses, np.ones(window) / window, "valid"), label=f"mean of {window}")
+    a.set_xlabel("iteration")
+    a.set_ylabel("training loss")
+    a.set_yscale("log")
+    a.legend(fontsize=8)
+    for key, label in (("nonzero_accuracy", "5-class non-zero"), ("two_class_accuracy", "track/shower")):
+        b.plot([v["iteration"] for v in val], [v[key] for v in val], marker="o", label=label)
+    b.set_xlabel("iteration")
+    b.set_ylabel("validation accuracy")
+    b.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(out / "curves.png") as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)

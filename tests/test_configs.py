@@ -1,0 +1,29 @@
+"""The canonical configs in configs/ validate and build their models (regression tests of the YAMLs)."""
+
+from pathlib import Path
+
+import pytest
+
+from lartpcnet.models.registry import build
+from lartpcnet.sim.samples import load_sample
+from lartpcnet.train.config import load_config
+
+CONFIGS = sorted((Path(__file__).parents[1] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.stem)
+def test_config_validates_and_builds(path):
+    config = load_config(path)
+    net, _ = build(config.model.name, config.model.network, config.model.loss)
+    for source in (config.data.train, config.data.validation):
+        if source.sample:
+            sample = load_sample(source.sample)
+            assert ("voxels" in sample.outputs) == (config.data.plane is None)
+    assert sum(p.numel() for p in net.parameters()) > 0
+
+
+def test_sparsessnet_config_is_the_papers_network():
+    config = load_config(Path(__file__).parents[1] / "configs" / "sparsessnet_uboone.yaml")
+    net, loss = build(config.model.name, config.model.network, config.model.loss)
+    assert net.config.depth == 5 and net.config.filters == 32 and net.config.classes == 5
+    assert loss.weighting == "sparsessnet" and config.data.adc_window == (10, 300)
