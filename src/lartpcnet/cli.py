@@ -99,6 +99,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_predict(args: argparse.Namespace) -> int:
+    from lartpcnet.inference import predict
+
+    summary = predict(args.model, args.input, args.out, plane=args.plane, shard=args.shard,
+                      batch_size=args.batch_size, progress=not args.no_progress)
+    _emit(summary, args.json, f"wrote predictions for {summary['events']} events to {summary['out']}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lartpcnet.inference import evaluate
+
+    summary = evaluate(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
+                       plane=args.plane, out=args.out, batch_size=args.batch_size, progress=not args.no_progress)
+    lines = [f"{summary['images']} images; non-zero accuracy {summary['nonzero_accuracy']}; "
+             f"two-class accuracy {summary['two_class_accuracy']}; ICPF mean {summary['icpf_mean']}, "
+             f"90% {summary['icpf_q90']}"]
+    lines += [f"  {name}: {value}" for name, value in summary["class_accuracy"].items()]
+    _emit(summary, args.json, "\n".join(lines))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     command = "lartpcnet " + " ".join(shlex.quote(a) for a in args.argv)
     if args.target == "sim":
@@ -168,6 +190,31 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--json", action="store_true", help="print one JSON object")
     train.add_argument("--no-progress", action="store_true", help="no progress bar")
     train.set_defaults(func=cmd_train)
+
+    predict = sub.add_parser("predict", help="per-site class scores for every event of a file (resumable)")
+    predict.add_argument("--model", required=True, help="checkpoint from lartpcnet train")
+    predict.add_argument("--in", dest="input", required=True, help="input file (any format lartpcnet reads)")
+    predict.add_argument("--out", required=True, help="output HDF5 of scores and labels")
+    predict.add_argument("--plane", type=int, default=None, help="wire plane (default: the model's)")
+    predict.add_argument("--shard", default=None, metavar="K/N", help="only events K, K+N, K+2N, ... (grid jobs)")
+    predict.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
+    predict.add_argument("--json", action="store_true", help="print one JSON object")
+    predict.add_argument("--no-progress", action="store_true", help="no progress bar")
+    predict.set_defaults(func=cmd_predict)
+
+    evaluate = sub.add_parser("evaluate", help="segmentation metrics on a file or fresh simulated events")
+    evaluate.add_argument("--model", required=True, help="checkpoint from lartpcnet train")
+    source = evaluate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--in", dest="input", default=None, help="labelled input file")
+    source.add_argument("--sample", default=None, help="simulate this sample instead")
+    evaluate.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
+    evaluate.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
+    evaluate.add_argument("--plane", type=int, default=None, help="wire plane (default: the model's)")
+    evaluate.add_argument("--out", default=None, help="folder for confusion-matrix plots")
+    evaluate.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
+    evaluate.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
     bench.add_argument("target", choices=["engine", "sim"],

@@ -1,0 +1,241 @@
+"""Applying trained networks: ``lartpcnet predict`` and ``lartpcnet evaluate``.
+
+A model is a checkpoint written by ``lartpcnet train``; it carries its architecture and the
+data settings it was trained with (wire plane, ADC window, feature scale), which prediction
+reuses so the network sees inputs prepared the way it learned them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import lartpcnet.data as data
+from lartpcnet.data.batching import sparse_batch
+from lartpcnet.data.labels import SEMANTIC_NAMES, SEMANTIC_TO_TWO_CLASS, TWO_CLASS_NAMES
+from lartpcnet.errors import DataError
+from lartpcnet.io_utils import atomic_path
+from lartpcnet.metrics.segmentation import SegmentationMetrics
+from lartpcnet.models.registry import build
+from lartpcnet.parts import PartsJob
+
+PREDICTION_FORMAT = "lartpcnet-predictions"
+
+
+@dataclass
+class LoadedModel:
+    net: torch.nn.Module
+    name: str
+    plane: int | None
+    adc_window: tuple[float, float] | None
+    feature_scale: float
+    source: str
+
+    @property
+    def depth(self) -> int:
+        return self.net.config.depth
+
+
+def load_model(spec: str, device: str = "cpu") -> LoadedModel:
+    """A network from a checkpoint path (``lartpcnet train`` output)."""
+    path = Path(spec)
+    if not path.exists():
+        raise ValueError(f"no checkpoint at {spec!r} (no pretrained weights are shipped yet; "
+                         "give a checkpoint from lartpcnet train)")
+    try:
+        state = torch.load(path, map_location=device, weights_only=False)
+    except Exception as err:  # torch.load fails in many ways on a damaged file (pickle, zip, EOF)
+        raise DataError(f"cannot be read as a checkpoint ({type(err).__name__}: {err})", file=str(path)) from err
+    try:
+        network, model_name, data_cfg = state["network"], state["model_name"], state["config"]["data"]
+    except (KeyError, TypeError) as err:
+        raise DataError(f"not a lartpcnet checkpoint (missing {err})", file=str(path)) from err
+    net, _ = build(model_name, network)
+    net.load_state_dict(state["model"])
+    net.to(device).eval()
+    window = data_cfg.get("adc_window")
+    return LoadedModel(net, model_name, data_cfg.get("plane"), tuple(window) if window else None,
+                       float(data_cfg.get("feature_scale", 100.0)), str(path))
+
+
+def _image(event, plane: int | None, where: str, index: int):
+    if plane is None:
+        if event.voxels is None:
+            raise DataError("has no voxels for this 3D model", file=where, event=index)
+        return event.voxels
+    if plane >= len(event.planes):
+        raise DataError(f"has {len(event.planes)} planes, the model needs plane {plane}", file=where, event=index)
+    return event.planes[plane]
+
+
+def _infer(model: LoadedModel, images: list) -> list[dict]:
+    """Scores and labels for each image's sites (after the ADC window), in input order."""
+    batch = sparse_batch(images, model.adc_window, pad_to=2**model.depth, scale=model.feature_scale)
+    with torch.no_grad():
+        out = model.net(batch.tensor)
+    scores = torch.softmax(out.feats, dim=1)
+    rows = batch.tensor.coords[:, 0]
+    results = []
+    for b in range(len(images)):
+        mine = rows == b
+        s = scores[mine].numpy()
+        label = s.argmax(1).astype(np.int8)
+        results.append({"coords": batch.tensor.coords[mine, 1:].numpy().astype(np.int32), "scores": s,
+                        "label": label, "truth": batch.semantic[mine].numpy()})
+    return results
+
+
+def _two_class_scores(scores: np.ndarray) -> np.ndarray:
+    """(N, 5) class probabilities -> (N, 2) track/shower probabilities (sums of their classes)."""
+    out = np.zeros((scores.shape[0], 2), np.float32)
+    for k, target in enumerate(SEMANTIC_TO_TWO_CLASS[: scores.shape[1]]):
+        out[:, target] += scores[:, k]
+    return out
+
+
+def _shard(text: str | None, events: int) -> range:
+    if text is None:
+        return range(events)
+    match = re.fullmatch(r"(\d+)/(\d+)", text)
+    if not match or int(match[1]) >= int(match[2]):
+        raise ValueError(f"--shard must be K/N with 0 <= K < N, got {text!r}")
+    k, n = int(match[1]), int(match[2])
+    return range(k, events, n)
+
+
+def predict(model_spec: str, input_path: str, out: str, plane: int | None = None, shard: str | None = None,
+            batch_size: int = 4, part_size: int = 50, progress: bool = True) -> dict:
+    """Writes per-site scores and labels for every event of this shard to ``out`` (resumable)."""
+    model = load_model(model_spec)
+    if plane is not None:
+        model.plane = plane
+    with data.open(input_path) as reader:
+        indices = list(_shard(shard, len(reader)))
+        job = PartsJob(out, {"model": str(Path(model_spec).resolve()), "input": str(Path(input_path).resolve()),
+                             "plane": model.plane, "shard": shard}, len(indices), part_size)
+        bar = tqdm(total=len(indices), initial=job.done_items(), desc="predict", unit="event", disable=not progress,
+                   file=sys.stderr)
+        counts: dict[int, dict] = {}
+        for k in job.missing():
+            part = [indices[i] for i in job.items_of(k)]
+            results = []
+            for start in range(0, len(part), batch_size):
+                chunk = part[start : start + batch_size]
+                images = [_image(reader[i], model.plane, input_path, i) for i in chunk]
+                results += _infer(model, images)
+                bar.update(len(chunk))
+            _write_predictions(job.path(k), part, results, model)
+        bar.close()
+    merged = _merge(job, out, model)
+    with h5py.File(out) as f:
+        labels, offsets, events = f["sites/label"][:], f["sites/offsets"][:], f["events/index"][:]
+    for n, event in enumerate(events):
+        values = labels[offsets[n] : offsets[n + 1]]
+        counts[int(event)] = {name: int((values == c).sum()) for c, name in enumerate(SEMANTIC_NAMES)}
+    return {"model": model.source, "input": input_path, "out": out, "shard": shard, "events": merged,
+            "plane": model.plane, "class_counts": counts}
+
+
+SITE_FIELDS = ("coords", "scores", "label", "two_class_scores", "two_class_label")
+
+
+def _sites(results: list[dict], dim: int) -> dict[str, np.ndarray]:
+    """Per-site output arrays of some events, concatenated, with their offsets."""
+    n_classes = len(SEMANTIC_NAMES)
+    if results:
+        coords = np.concatenate([r["coords"] for r in results]).astype(np.int32)
+        scores = np.concatenate([r["scores"] for r in results]).astype(np.float32)
+        label = np.concatenate([r["label"] for r in results]).astype(np.int8)
+    else:
+        coords, scores, label = np.zeros((0, dim), np.int32), np.zeros((0, n_classes), np.float32), np.zeros(0, np.int8)
+    return {"coords": coords, "scores": scores.astype(np.float16), "label": label,
+            "two_class_scores": _two_class_scores(scores).astype(np.float16),
+            "two_class_label": SEMANTIC_TO_TWO_CLASS[label],
+            "offsets": np.concatenate([[0], np.cumsum([len(r["label"]) for r in results])]).astype(np.int64)}
+
+
+def _write_file(path: str | Path, events: np.ndarray, sites: dict[str, np.ndarray], model: LoadedModel) -> None:
+    """The prediction file layout: events/index and per-site arrays with offsets per event."""
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = PREDICTION_FORMAT
+        f.attrs["classes"] = json.dumps(list(SEMANTIC_NAMES))
+        f.attrs["two_classes"] = json.dumps(list(TWO_CLASS_NAMES))
+        f.attrs["model"] = model.source
+        f.attrs["plane"] = -1 if model.plane is None else model.plane
+        f.create_dataset("events/index", data=np.asarray(events, np.int64), track_times=False)
+        for name, values in sites.items():
+            f.create_dataset(f"sites/{name}", data=values, compression="gzip", track_times=False)
+
+
+def _write_predictions(path: Path, events: list[int], results: list[dict], model: LoadedModel) -> None:
+    _write_file(path, np.array(events), _sites(results, 2 if model.plane is not None else 3), model)
+
+
+def _merge(job: PartsJob, out: str, model: LoadedModel) -> int:
+    """Concatenates the parts into ``out`` (atomically) and removes them; returns the event count."""
+    events, fields = [], {name: [] for name in SITE_FIELDS}
+    offsets, base = [np.zeros(1, np.int64)], 0
+    for k in range(job.n_parts):
+        with h5py.File(job.path(k)) as f:
+            events.append(f["events/index"][:])
+            for name in SITE_FIELDS:
+                fields[name].append(f[f"sites/{name}"][:])
+            offsets.append(f["sites/offsets"][1:] + base)
+            base += int(f["sites/offsets"][-1])
+    sites = {name: np.concatenate(parts) for name, parts in fields.items()} | {"offsets": np.concatenate(offsets)}
+    _write_file(out, np.concatenate(events), sites, model)
+    job.cleanup()
+    return int(sum(len(e) for e in events))
+
+
+def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
+             seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
+             progress: bool = True) -> dict:
+    """Segmentation metrics of a model on a file or on freshly simulated events (plots into ``out``)."""
+    from lartpcnet.sim.samples import generate_event, load_sample
+
+    if (input_path is None) == (sample is None):
+        raise ValueError("give exactly one of --in FILE or --sample NAME")
+    model = load_model(model_spec)
+    if plane is not None:
+        model.plane = plane
+    metrics = SegmentationMetrics()
+    if sample is not None:
+        config = load_sample(sample)
+        indices = range(events)
+
+        def image(i):
+            return _image(generate_event(config, seed, i), model.plane, f"sample {sample}", i)
+    else:
+        reader = data.open(input_path)
+        indices = range(len(reader))
+
+        def image(i):
+            return _image(reader[i], model.plane, input_path, i)
+    bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
+    chunk: list = []
+    for i in indices:
+        chunk.append(image(i))
+        if len(chunk) == batch_size or i == indices[-1]:
+            for img, result in zip(chunk, _infer(model, chunk), strict=True):
+                metrics.add(result["truth"], result["label"], result["coords"], img.shape)
+            bar.update(len(chunk))
+            chunk = []
+    bar.close()
+    summary = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
+               **metrics.summary()}
+    if out is not None:
+        from lartpcnet.viz.plots import plot_confusion
+
+        Path(out).mkdir(parents=True, exist_ok=True)
+        plot_confusion(summary["confusion"], Path(out) / "confusion_5class.png", "5-class confusion")
+        plot_confusion(summary["two_class_confusion"], Path(out) / "confusion_2class.png", "track/shower confusion")
+    return summary

@@ -1,0 +1,105 @@
+"""predict and evaluate with a small trained checkpoint."""
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+import yaml
+
+from lartpcnet import inference
+from lartpcnet.cli import main
+from tests.test_train import TINY
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model")
+    (folder / "tiny.yaml").write_text(yaml.safe_dump(TINY))
+    assert main(["train", str(folder / "tiny.yaml"), "--out", str(folder / "run"), "--no-progress"]) == 0
+    events = folder / "events.h5"
+    assert main(["simulate", "--sample", "1e1p_le", "--events", "6", "--seed", "9", "--out", str(events),
+                 "--no-progress"]) == 0
+    return folder / "run" / "checkpoints" / "ckpt-6.pt", events
+
+
+def read(path):
+    with h5py.File(path) as f:
+        return {key: f[key][:] for key in ("events/index", "sites/offsets", "sites/label", "sites/scores",
+                                           "sites/two_class_label", "sites/two_class_scores", "sites/coords")}
+
+
+def test_predict_writes_consistent_scores_and_labels(trained, tmp_path, capsys):
+    model, events = trained
+    out = tmp_path / "pred.h5"
+    assert main(["predict", "--model", str(model), "--in", str(events), "--out", str(out), "--json",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    p = read(out)
+    assert p["events/index"].tolist() == list(range(6))
+    assert p["sites/offsets"][-1] == len(p["sites/label"])
+    assert np.array_equal(p["sites/label"], p["sites/scores"].astype(np.float32).argmax(1))
+    np.testing.assert_allclose(p["sites/two_class_scores"].astype(np.float32).sum(1), 1.0, atol=5e-3)
+    track = np.isin(p["sites/label"], [0, 1])
+    assert np.array_equal(p["sites/two_class_label"], np.where(track, 0, 1))
+    sizes = np.diff(p["sites/offsets"])
+    assert [sum(c.values()) for c in summary["class_counts"].values()] == sizes.tolist()
+
+
+def test_shards_cover_every_event_once(trained, tmp_path):
+    model, events = trained
+    full = inference.predict(str(model), str(events), str(tmp_path / "all.h5"), progress=False)
+    parts = [inference.predict(str(model), str(events), str(tmp_path / f"s{k}.h5"), shard=f"{k}/2", progress=False)
+             for k in range(2)]
+    assert sorted(parts[0]["class_counts"]) == [0, 2, 4] and sorted(parts[1]["class_counts"]) == [1, 3, 5]
+    assert {**parts[0]["class_counts"], **parts[1]["class_counts"]} == full["class_counts"]
+    with pytest.raises(ValueError, match="--shard must be K/N"):
+        inference.predict(str(model), str(events), str(tmp_path / "x.h5"), shard="2/2", progress=False)
+
+
+def test_predict_resumes_after_a_crash_and_batching_does_not_matter(trained, tmp_path, monkeypatch):
+    model, events = trained
+    reference = read(inference.predict(str(model), str(events), str(tmp_path / "ref.h5"), batch_size=1,
+                                       part_size=2, progress=False)["out"])
+    calls = {"n": 0}
+    real = inference._infer
+
+    def crashes_on_third_call(*args):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise RuntimeError("killed")
+        return real(*args)
+
+    monkeypatch.setattr(inference, "_infer", crashes_on_third_call)
+    with pytest.raises(RuntimeError, match="killed"):
+        inference.predict(str(model), str(events), str(tmp_path / "b.h5"), batch_size=2, part_size=2, progress=False)
+    assert (tmp_path / "b.h5.parts" / "part-00000.h5").exists() and not (tmp_path / "b.h5").exists()
+    monkeypatch.setattr(inference, "_infer", real)
+    resumed = read(inference.predict(str(model), str(events), str(tmp_path / "b.h5"), batch_size=2, part_size=2,
+                                     progress=False)["out"])
+    for key, value in reference.items():  # eval-mode predictions do not depend on the batch
+        if key in ("sites/scores", "sites/two_class_scores"):
+            np.testing.assert_allclose(resumed[key].astype(np.float32), value.astype(np.float32), atol=2e-3)
+        else:
+            assert np.array_equal(resumed[key], value), key
+
+
+def test_evaluate_on_a_sample_and_a_file(trained, tmp_path, capsys):
+    model, events = trained
+    assert main(["evaluate", "--model", str(model), "--sample", "1e1p_le", "--events", "4", "--out",
+                 str(tmp_path / "ev"), "--json", "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    for key in ("nonzero_accuracy", "class_accuracy", "two_class_accuracy", "confusion", "icpf_mean", "icpf_q90"):
+        assert key in summary
+    assert 0.0 <= summary["nonzero_accuracy"] <= 1.0 and summary["images"] == 4
+    assert (tmp_path / "ev" / "confusion_5class.png").exists()
+    assert main(["evaluate", "--model", str(model), "--in", str(events), "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["images"] == 6
+
+
+def test_bad_model_is_one_line(tmp_path, capsys):
+    bad = tmp_path / "notamodel.pt"
+    bad.write_bytes(b"junk")
+    assert main(["evaluate", "--model", str(bad), "--sample", "1e1p", "--events", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "notamodel.pt" in err and err.count("\n") == 1
