@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from lartpcnet.errors import DataError
-from lartpcnet.runtime import configure_malloc
+from lartpcnet.runtime import configure_runtime
 
 # Errors that describe bad input rather than a bug; everything else keeps its traceback.
 USER_ERRORS = (DataError, ValueError, FileNotFoundError, IsADirectoryError, PermissionError)
@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv  # recorded beside results (benchmarks state the command that made them)
-    configure_malloc()
+    configure_runtime()
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -25,7 +25,7 @@ from lartpcnet.bench.peer_runner import measure
 from lartpcnet.data.info import describe, format_description
 from lartpcnet.data.larcv3 import Larcv3File, Plane
 from lartpcnet.io_utils import atomic_write_text
-from lartpcnet.runtime import configure_malloc
+from lartpcnet.runtime import configure_runtime
 from lartpcnet.sparse import (
     BatchNorm,
     LeakyReLU,
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--file", default="tests/fixtures/sbnd_cosmic_tagging_5events.h5",
                         help="larcv3 file to show (default: the real SBND file in the test fixtures)")
     args = parser.parse_args(argv)
-    configure_malloc()
+    configure_runtime()
     torch.set_num_threads(2)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
