@@ -123,7 +123,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     command = "lartpcnet " + " ".join(shlex.quote(a) for a in args.argv)
-    if args.target == "sim":
+    if args.target == "uresnet":
+        from lartpcnet.bench import uresnet
+
+        report = uresnet.run(quick=args.quick, threads=args.threads, progress=not args.no_progress)
+        files = uresnet.write(report, Path(args.out), command, stem="uresnet-quick" if args.quick else "uresnet")
+        text = uresnet.markdown(report, command)
+    elif args.target == "sim":
         from lartpcnet.bench import sim
 
         report = sim.run(events=args.events or 20, progress=not args.no_progress)
@@ -217,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(func=cmd_evaluate)
 
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
-    bench.add_argument("target", choices=["engine", "sim"],
-                       help="engine: one sparse conv layer vs dense and peers; sim: simulation speed per sample")
+    bench.add_argument("target", choices=["engine", "sim", "uresnet"],
+                       help="engine: one sparse conv layer vs dense and peers; sim: simulation speed per sample; "
+                            "uresnet: SparseSSNet inference/training cost vs the dense U-ResNet")
     bench.add_argument("--events", type=positive_int, default=None, help="sim: events per sample (default 20)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")

@@ -46,12 +46,19 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def measure(fn: Callable[[], object], repeats: int, warmup: int = 1) -> dict[str, float | None]:
-    """Median wall time in ms over ``repeats`` calls after ``warmup``, and peak RSS increase in MB."""
+def measure(fn: Callable[[], object], repeats: int, warmup: int = 1,
+            memory_from_start: bool = False) -> dict[str, float | None]:
+    """Median wall time in ms over ``repeats`` calls after ``warmup``, and peak RSS increase in MB:
+    over the RSS after the warm-up, or with ``memory_from_start`` over the RSS before it (so the
+    memory the first call allocates, and the allocator keeps, is counted)."""
+    if memory_from_start:
+        can_reset = reset_peak_rss()
+        base = current_rss_mb()
     for _ in range(warmup):
         fn()
-    can_reset = reset_peak_rss()
-    base = current_rss_mb()
+    if not memory_from_start:
+        can_reset = reset_peak_rss()
+        base = current_rss_mb()
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()

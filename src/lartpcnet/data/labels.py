@@ -37,3 +37,28 @@ def to_two_class(semantic: np.ndarray) -> np.ndarray:
 def to_spine(semantic: np.ndarray) -> np.ndarray:
     """lartpcnet semantic codes -> larcv/SPINE codes."""
     return SEMANTIC_TO_SPINE[np.asarray(semantic)]
+
+
+PRIMARY_PROCESS = {MICHEL: (b"Decay",), DELTA: (b"muIoni", b"hIoni")}
+
+
+def relabel_secondaries(semantic: np.ndarray, instance: np.ndarray, particles: np.ndarray) -> np.ndarray:
+    """Michel and delta sites not made by the Michel or delta electron itself (its bremsstrahlung
+    photons' Compton electrons, pairs, ...) become shower (Domine & Terao section VI).
+
+    ``particles`` is the event's particle table (``id`` and ``process`` fields); the primary
+    Michel electron is the one created by ``Decay``, a primary delta ray by ``muIoni``/``hIoni``.
+    """
+    semantic = np.asarray(semantic).copy()
+    instance = np.asarray(instance)
+    if len(particles) == 0:
+        return semantic
+    process = np.full(int(particles["id"].max()) + 1, b"", dtype=particles["process"].dtype)
+    process[particles["id"]] = particles["process"]
+    for label, primaries in PRIMARY_PROCESS.items():
+        sites = (semantic == label) & (instance >= 0)
+        made_by = process[instance[sites]]
+        secondary = ~np.isin(made_by, primaries)
+        idx = np.nonzero(sites)[0][secondary]
+        semantic[idx] = SHOWER
+    return semantic

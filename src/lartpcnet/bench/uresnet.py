@@ -1,0 +1,218 @@
+"""``lartpcnet bench uresnet``: SparseSSNet inference and training cost on CPU, beside the dense U-ResNet.
+
+Cases (the SparseSSNet issue's): a full MicroBooNE collection plane (1008 x 3456, ~20k active
+pixels), a full three-plane event, training iterations per second at batch 8 on 512 x 512 crops,
+and time and memory against batch size (2D 512 x 512) and against the 3D cube size. Inputs are
+simulated (seed fixed); networks have random weights (speed does not depend on training).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lartpcnet.bench.engine import _cpu_name
+from lartpcnet.bench.peer_runner import measure
+from lartpcnet.data.batching import sparse_batch
+from lartpcnet.data.event import SparseImage
+from lartpcnet.io_utils import atomic_path, atomic_write_text
+from lartpcnet.models.uresnet import UResNet, UResNetConfig
+from lartpcnet.sim.samples import generate_event, load_sample
+
+SPARSESSNET = dict(dim=2, depth=5, filters=32, growth="linear", reps=2, classes=5)
+PLANE_PIXELS = 20_000
+
+
+def full_plane(pixels: int = PLANE_PIXELS, seed: int = 0) -> SparseImage:
+    """A MicroBooNE collection plane with ~``pixels`` pixels in the 10-300 ADC window: simulated
+    neutrino + cosmic events overlaid until the count is reached."""
+    config = load_sample("uboone_nue_cosmics")
+    planes, count, i = [], 0, 0
+    while count < pixels:
+        plane = generate_event(config, seed, i).planes[2]
+        planes.append(plane)
+        count += int(((plane.values >= 10) & (plane.values <= 300)).sum())
+        i += 1
+    coords = np.concatenate([p.coords for p in planes])
+    _, first = np.unique(coords[:, 0] * 100_000 + coords[:, 1], return_index=True)
+    cat = {f: np.concatenate([getattr(p, f) for p in planes])[first]
+           for f in ("coords", "values", "semantic", "instance", "interaction", "origin")}
+    return SparseImage(shape=planes[0].shape, **cat)
+
+
+ADC = ((10.0, 300.0), 100.0)  # wire planes: SparseSSNet's ADC window, ADC / 100
+MEV = (None, 1.0)  # voxels: every voxel, MeV as they are
+
+
+def _inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC) -> dict:
+    net.eval()
+    window, scale = inputs
+
+    def run() -> None:
+        with torch.no_grad():
+            net(sparse_batch(images, window, pad_to=2**net.config.depth, scale=scale).tensor)
+
+    return measure(run, repeats, memory_from_start=True)
+
+
+def _dense_inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC) -> dict:
+    """The dense network on the zero-filled images holding the same inputs as the sparse one."""
+    net.eval()
+    batch = sparse_batch(images, inputs[0], pad_to=2**net.config.depth, scale=inputs[1])
+    dense = batch.tensor.to_dense()
+
+    def run() -> None:
+        with torch.no_grad():
+            net(dense)
+
+    return measure(run, repeats, memory_from_start=True)
+
+
+def _training(images: list[SparseImage], repeats: int) -> dict:
+    from lartpcnet.models.losses import SegmentationLoss
+
+    torch.manual_seed(0)
+    net = UResNet(UResNetConfig(**SPARSESSNET))
+    loss_fn = SegmentationLoss("sparsessnet")
+    optimiser = torch.optim.Adam(net.parameters(), lr=1e-3)
+
+    def step() -> None:
+        batch = sparse_batch(images, pad_to=32)
+        optimiser.zero_grad()
+        loss_fn(net(batch.tensor), batch.semantic, batch.instance).backward()
+        optimiser.step()
+
+    result = measure(step, repeats, memory_from_start=True)
+    result["iterations_per_second"] = 1000 / result["ms"]
+    return result
+
+
+def run(quick: bool = False, threads: int = 2, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    torch.set_num_threads(threads)
+    repeats = 3 if quick else 7
+    steps = tqdm(total=6, desc="bench uresnet", disable=not progress, file=sys.stderr)
+    torch.manual_seed(0)
+    sparse_net = UResNet(UResNetConfig(**SPARSESSNET))
+    plane = full_plane()
+    report: dict = {"benchmark": "uresnet", "quick": quick, "threads": threads, "cpu": _cpu_name(),
+                    "torch": torch.__version__, "network": SPARSESSNET}
+    sites = sparse_batch([plane]).tensor.num_sites
+    report["plane"] = {"sites": sites, "shape": list(plane.shape), **_inference(sparse_net, [plane], repeats)}
+    steps.update()
+    event = generate_event(load_sample("uboone_nue_cosmics"), 0, 0)
+    three = [_inference(sparse_net, [p], repeats) for p in event.planes]  # one network per plane: same cost
+    report["three_planes"] = {"ms": sum(t["ms"] for t in three), "sites": [sparse_batch([p]).tensor.num_sites
+                                                                           for p in event.planes]}
+    steps.update()
+    bomb = load_sample("particle_bomb")
+    crops = [generate_event(bomb, 5, i).planes[2] for i in range(8)]
+    report["training"] = {"batch": 8, "sites_per_image": sparse_batch(crops).tensor.num_sites / 8,
+                          **_training(crops, max(repeats - 2, 2))}
+    steps.update()
+    dense_net = UResNet(UResNetConfig(**SPARSESSNET), sparse=False)
+    report["dense_plane"] = _dense_inference(dense_net, [plane], 1) if not quick else None
+    steps.update()
+    batches = []
+    for size in (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16):
+        images = [generate_event(bomb, 6, i).planes[2] for i in range(size)]
+        row = {"batch": size, "sparse": _inference(sparse_net, images, repeats)}
+        if size <= 4 or not quick:
+            row["dense"] = _dense_inference(dense_net, images, 1)
+        batches.append(row)
+    report["batch_scan"] = batches
+    steps.update()
+    cubes = []
+    pilar = load_sample("pilarnet3d")
+    net3d = UResNet(UResNetConfig(dim=3, depth=5, filters=16, growth="linear", reps=2, classes=5))
+    for size in (192, 512, 768):
+        geometry = {192: "cube192", 512: "cube512", 768: "cube768"}[size]
+        config = pilar.model_copy(update={"geometry": geometry})
+        volume = generate_event(config, 3, 0).voxels
+        row = {"size": size, "voxels": len(volume), "sparse": _inference(net3d, [volume], repeats, MEV)}
+        if size == 192:
+            row["dense"] = _dense_inference(UResNet(net3d.config, sparse=False), [volume], 1, MEV)
+        cubes.append(row)
+    report["cube_scan"] = cubes
+    steps.update()
+    steps.close()
+    return report
+
+
+def markdown(report: dict, command: str) -> str:
+    p, t, d = report["plane"], report["training"], report.get("dense_plane")
+    lines = ["# SparseSSNet (U-ResNet) cost on CPU", "", f"Command: `{command}`  ",
+             f"CPU: {report['cpu']}; torch {report['torch']}; {report['threads']} threads; network "
+             f"{report['network']}; random weights, simulated inputs. Times are medians in ms; memory is the peak RSS "
+             "increase in MB from before the first call (cases run in this order in one process, so memory an "
+             "earlier case left with the allocator is not counted again).", "",
+             "| case | time | peak MB | goal |", "|---|---:|---:|---|",
+             f"| full MicroBooNE collection plane, {p['sites']} px | {p['ms']:.0f} ms | {p['peak_mb'] or 0:.0f} | "
+             "≤ 100 ms, ≤ 150 MB |",
+             f"| full 3-plane event ({', '.join(map(str, report['three_planes']['sites']))} px) | "
+             f"{report['three_planes']['ms']:.0f} ms | | ≤ 300 ms |",
+             f"| training, batch 8 of 512×512 crops ({t['sites_per_image']:.0f} px each) | "
+             f"{t['iterations_per_second']:.2f} it/s | {t['peak_mb'] or 0:.0f} | ≥ 4 it/s at ~1500 px |"]
+    if d:
+        lines.append(f"| dense U-ResNet, same plane | {d['ms']:.0f} ms | {d['peak_mb'] or 0:.0f} | "
+                     f"sparse is {d['ms'] / p['ms']:.0f}× faster |")
+    lines += ["", "| batch (512×512 crops) | sparse ms | sparse MB | dense ms | dense MB |",
+              "|---:|---:|---:|---:|---:|"]
+    for row in report["batch_scan"]:
+        dense = row.get("dense")
+        lines.append(f"| {row['batch']} | {row['sparse']['ms']:.0f} | {row['sparse']['peak_mb'] or 0:.0f} | "
+                     + (f"{dense['ms']:.0f} | {dense['peak_mb'] or 0:.0f} |" if dense else "— | — |"))
+    lines += ["", "| 3D cube | voxels | sparse ms | sparse MB | dense ms | dense MB |",
+              "|---:|---:|---:|---:|---:|---:|"]
+    for row in report["cube_scan"]:
+        dense = row.get("dense")
+        lines.append(f"| {row['size']}³ | {row['voxels']} | {row['sparse']['ms']:.0f} | "
+                     f"{row['sparse']['peak_mb'] or 0:.0f} | "
+                     + (f"{dense['ms']:.0f} | {dense['peak_mb'] or 0:.0f} |" if dense else "— (does not fit) | — |"))
+    return "\n".join(lines) + "\n"
+
+
+def plot(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
+    sizes = [r["batch"] for r in report["batch_scan"]]
+    a.plot(sizes, [r["sparse"]["ms"] for r in report["batch_scan"]], "o-", label="sparse U-ResNet")
+    dense = [(r["batch"], r["dense"]["ms"]) for r in report["batch_scan"] if r.get("dense")]
+    if dense:
+        a.plot(*zip(*dense, strict=True), "s-", label="dense U-ResNet")
+    a.set_xscale("log", base=2)
+    a.set_yscale("log")
+    a.set_xlabel("batch size (512 x 512 crops)")
+    a.set_ylabel("inference time [ms]")
+    a.legend(fontsize=8)
+    b.plot(sizes, [r["sparse"]["peak_mb"] or 0 for r in report["batch_scan"]], "o-", label="sparse")
+    if dense:
+        b.plot([r["batch"] for r in report["batch_scan"] if r.get("dense")],
+               [r["dense"]["peak_mb"] or 0 for r in report["batch_scan"] if r.get("dense")], "s-", label="dense")
+    b.set_xscale("log", base=2)
+    b.set_xlabel("batch size")
+    b.set_ylabel("peak RSS increase [MB]")
+    b.legend(fontsize=8)
+    fig.suptitle(f"U-ResNet inference, {report['threads']} CPU threads", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def write(report: dict, out_dir: Path, command: str, stem: str = "uresnet") -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    md, js, png = (out_dir / f"{stem}{ext}" for ext in (".md", ".json", ".png"))
+    atomic_write_text(md, markdown(report, command))
+    atomic_write_text(js, json.dumps(report | {"command": command}, indent=1))
+    with atomic_path(png) as tmp:
+        plot(report, tmp)
+    return [md, js, png]

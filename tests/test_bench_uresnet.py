@@ -1,0 +1,27 @@
+"""Helpers of bench uresnet: the synthetic full plane and the report table."""
+
+import numpy as np
+
+from lartpcnet.bench import uresnet
+
+
+def test_full_plane_reaches_the_pixel_count_without_duplicates():
+    plane = uresnet.full_plane(pixels=3000, seed=1)
+    in_window = (plane.values >= 10) & (plane.values <= 300)
+    assert in_window.sum() >= 3000
+    keys = plane.coords[:, 0] * 100_000 + plane.coords[:, 1]
+    assert len(np.unique(keys)) == len(keys) and plane.shape == (1008, 3456)
+
+
+def test_markdown_lists_every_case():
+    timing = {"ms": 10.0, "min_ms": 9.0, "peak_mb": 5.0}
+    report = {"cpu": "x", "torch": "t", "threads": 2, "network": uresnet.SPARSESSNET,
+              "plane": {"sites": 20000, **timing}, "three_planes": {"ms": 30.0, "sites": [1, 2, 3]},
+              "training": {"sites_per_image": 1500, "iterations_per_second": 4.5, **timing},
+              "dense_plane": {"ms": 1000.0, "peak_mb": 3000.0},
+              "batch_scan": [{"batch": 1, "sparse": timing, "dense": timing}, {"batch": 8, "sparse": timing}],
+              "cube_scan": [{"size": 192, "voxels": 100, "sparse": timing, "dense": timing},
+                            {"size": 512, "voxels": 300, "sparse": timing}]}
+    text = uresnet.markdown(report, "lartpcnet bench uresnet")
+    assert "20000 px" in text and "100× faster" in text and "4.50 it/s" in text
+    assert text.count("\n| ") >= 2 + 3 + 2 + 2
