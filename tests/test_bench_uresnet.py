@@ -24,4 +24,5 @@ def test_markdown_lists_every_case():
                             {"size": 512, "voxels": 300, "sparse": timing}]}
     text = uresnet.markdown(report, "lartpcnet bench uresnet")
     assert "20000 px" in text and "100× faster" in text and "4.50 it/s" in text
-    assert text.count("\n| ") >= 2 + 3 + 2 + 2
+    assert "| 1 | 10 | 10 |" in text and "| 8 | 10 | — |" in text
+    assert "| 192³ | 100 | 10 | 10 |" in text and "| 512³ | 300 | 10 | — (does not fit) |" in text

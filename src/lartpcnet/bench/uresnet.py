@@ -161,19 +161,17 @@ def markdown(report: dict, command: str) -> str:
     if d:
         lines.append(f"| dense U-ResNet, same plane | {d['ms']:.0f} ms | {d['peak_mb'] or 0:.0f} | "
                      f"sparse is {d['ms'] / p['ms']:.0f}× faster |")
-    lines += ["", "| batch (512×512 crops) | sparse ms | sparse MB | dense ms | dense MB |",
-              "|---:|---:|---:|---:|---:|"]
+    lines += ["", "Scans (times only: in one process, memory an earlier case left with the allocator hides later "
+              "growth; per-case memory needs one process per case):", "",
+              "| batch (512×512 crops) | sparse ms | dense ms |", "|---:|---:|---:|"]
     for row in report["batch_scan"]:
         dense = row.get("dense")
-        lines.append(f"| {row['batch']} | {row['sparse']['ms']:.0f} | {row['sparse']['peak_mb'] or 0:.0f} | "
-                     + (f"{dense['ms']:.0f} | {dense['peak_mb'] or 0:.0f} |" if dense else "— | — |"))
-    lines += ["", "| 3D cube | voxels | sparse ms | sparse MB | dense ms | dense MB |",
-              "|---:|---:|---:|---:|---:|---:|"]
+        lines.append(f"| {row['batch']} | {row['sparse']['ms']:.0f} | " + (f"{dense['ms']:.0f} |" if dense else "— |"))
+    lines += ["", "| 3D cube | voxels | sparse ms | dense ms |", "|---:|---:|---:|---:|"]
     for row in report["cube_scan"]:
         dense = row.get("dense")
         lines.append(f"| {row['size']}³ | {row['voxels']} | {row['sparse']['ms']:.0f} | "
-                     f"{row['sparse']['peak_mb'] or 0:.0f} | "
-                     + (f"{dense['ms']:.0f} | {dense['peak_mb'] or 0:.0f} |" if dense else "— (does not fit) | — |"))
+                     + (f"{dense['ms']:.0f} |" if dense else "— (does not fit) |"))
     return "\n".join(lines) + "\n"
 
 
