@@ -89,3 +89,19 @@ def test_loss_is_the_weighted_cross_entropy_and_ignores_unlabelled_sites():
     assert focal == pytest.approx(float(((1 - p) ** 2 * ce).mean()))
     with pytest.raises(ValueError, match="unknown weighting"):
         SegmentationLoss("median")
+
+
+def test_dense_loss_sums_pl_weighted_ce_per_image_and_averages_images():
+    torch.manual_seed(0)
+    labels = torch.zeros(2, 8, 8, dtype=torch.long)
+    labels[0, 3, 1:6] = 1
+    labels[1, 2:5, 4] = 2
+    instance = torch.where(labels > 0, 0, -1)
+    vertex = torch.tensor([[3, 1], [-1, -1]])
+    logits = torch.randn(2, 3, 8, 8)
+    loss = SegmentationLoss("pl", classes=3).dense(logits, labels, instance, vertex)
+    w = pl_weights(labels, instance, vertex)
+    ce = F.cross_entropy(logits, labels, reduction="none")
+    assert loss == pytest.approx(float((w * ce).flatten(1).sum(1).mean()))
+    # image 1 has no vertex: no pixel falls in the vertex category
+    assert torch.allclose(w[1][labels[1] > 0], torch.full((3,), 1 / 3))

@@ -80,3 +80,18 @@ def test_ddp_two_cpu_processes_keep_identical_weights(config_file, tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text())
     assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
+
+
+def test_dense_three_class_network_trains_with_pl_weights(tmp_path, capsys):
+    config = dict(TINY, name="dense", model={"name": "uresnet_dense", "network": {"depth": 2, "filters": 4,
+                                                                                  "classes": 3, "reps": 1},
+                                             "loss": {"weighting": "pl"}},
+                  iterations=3, validate_every=3, checkpoint_every=3)
+    config["data"] = dict(TINY["data"], train={"sample": "1e1p_le", "seed": 1})
+    path = tmp_path / "dense.yaml"
+    path.write_text(yaml.safe_dump(config))
+    assert run(path, "--out", tmp_path / "d", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    validation = summary["validation"]
+    assert validation["confusion"]["classes"] == ["background", "track", "shower"]
+    assert validation["icpf_mean"] is not None and 0 <= validation["icpf_mean"] <= 1

@@ -57,3 +57,36 @@ def sparse_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] 
     semantic_t = torch.from_numpy(np.concatenate(semantic))
     semantic_t[semantic_t < 0] = IGNORE
     return Batch(tensor, semantic_t, torch.from_numpy(np.concatenate(instance)), value)
+
+
+@dataclass
+class DenseBatch:
+    """Dense network input (B, 1, H, W) with background/track/shower labels (B, H, W) (MicroBooNE 2019)."""
+
+    image: torch.Tensor
+    labels: torch.Tensor  # 0 background, 1 track, 2 shower
+    instance: torch.Tensor  # (B, H, W), -1 off particles
+    vertex: torch.Tensor  # (B, 2) (row, col), -1 where unknown
+
+
+def dense_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] | None = (10.0, 300.0),
+                pad_to: int = 1, scale: float = FEATURE_SCALE) -> DenseBatch:
+    """Zero-filled 2D images with three classes: pixels outside the window (or empty) are
+    background; HIP/MIP pixels are track, shower/delta/Michel pixels shower; unlabelled charge
+    (noise) is background too."""
+    from lartpcnet.data.labels import SEMANTIC_TO_TWO_CLASS
+
+    sparse = sparse_batch(images, adc_window, pad_to, scale)
+    shape = sparse.tensor.spatial_shape
+    batch = len(images)
+    image = torch.zeros((batch, 1, *shape))
+    labels = torch.zeros((batch, *shape), dtype=torch.int64)
+    instance = torch.full((batch, *shape), -1, dtype=torch.int64)
+    c = sparse.tensor.coords.long()
+    image[c[:, 0], 0, c[:, 1], c[:, 2]] = sparse.tensor.feats[:, 0]
+    labelled = sparse.semantic >= 0
+    two = torch.from_numpy(SEMANTIC_TO_TWO_CLASS.astype(np.int64))
+    labels[c[labelled, 0], c[labelled, 1], c[labelled, 2]] = two[sparse.semantic[labelled]] + 1
+    instance[c[labelled, 0], c[labelled, 1], c[labelled, 2]] = sparse.instance[labelled]
+    vertex = torch.tensor([list(im.vertex) if im.vertex is not None else [-1, -1] for im in images])
+    return DenseBatch(image, labels, instance, vertex)

@@ -37,6 +37,7 @@ class SparseImage:
     interaction: np.ndarray  # (N,) int32
     origin: np.ndarray  # (N,) int8
     shape: tuple[int, ...]
+    vertex: tuple[int, ...] | None = None  # the interaction vertex's pixel/voxel, where one is known
 
     @classmethod
     def empty(cls, shape: tuple[int, ...]) -> SparseImage:
@@ -51,7 +52,7 @@ class SparseImage:
         """The sites where ``mask`` holds (with new ``values`` for them if given)."""
         new_values = self.values[mask] if values is None else np.asarray(values, dtype=np.float32)
         return SparseImage(self.coords[mask], new_values.astype(np.float32), self.semantic[mask],
-                           self.instance[mask], self.interaction[mask], self.origin[mask], self.shape)
+                           self.instance[mask], self.interaction[mask], self.origin[mask], self.shape, self.vertex)
 
     def add_background(self, coords: np.ndarray, values: np.ndarray) -> SparseImage:
         """Adds unlabelled sites (noise); a site already active keeps its truth and gains the value."""
@@ -71,6 +72,7 @@ class SparseImage:
             np.concatenate([self.interaction, np.full(n, -1, np.int32)]),
             np.concatenate([self.origin, np.full(n, BACKGROUND_ORIGIN, np.int8)]),
             self.shape,
+            self.vertex,
         )
 
     def sorted(self) -> SparseImage:
@@ -79,7 +81,7 @@ class SparseImage:
             return self
         order = np.argsort(np.ravel_multi_index(tuple(self.coords.T), self.shape), kind="stable")
         return SparseImage(self.coords[order], self.values[order], self.semantic[order], self.instance[order],
-                           self.interaction[order], self.origin[order], self.shape)
+                           self.interaction[order], self.origin[order], self.shape, self.vertex)
 
 
 @dataclass

@@ -94,6 +94,8 @@ class EventWriter:
             for field in IMAGE_FIELDS:
                 _append(g, field, np.asarray(getattr(image, field), dtype=_DTYPES[field]))
             _append(g, "offsets", np.array([g["offsets"][-1] + len(image)], np.int64))
+            vertex = image.vertex if image.vertex is not None else (-1,) * len(image.shape)
+            _append(g, "vertex", np.array([vertex], np.int32))
         for name, table, dtype in (("particles", event.particles, PARTICLE_DTYPE),
                                    ("interactions", event.interactions, INTERACTION_DTYPE)):
             table = np.zeros(0, dtype) if table is None else np.asarray(table, dtype=dtype)
@@ -205,7 +207,11 @@ class EventFile:
         if len(semantic) and (semantic.min() < -1 or semantic.max() > 4):
             raise DataError(f"semantic codes outside -1..4 (found {int(semantic.min())}..{int(semantic.max())})",
                             file=self.path, event=event, field=f"{name}/semantic")
-        return SparseImage(shape=shape, **data)
+        vertex = None
+        if "vertex" in self._h5[name]:  # optional: files from before it existed have none
+            row = self._read(name, "vertex", slice(event, event + 1), event)[0]
+            vertex = None if row[0] < 0 else tuple(int(v) for v in row)
+        return SparseImage(shape=shape, vertex=vertex, **data)
 
     def __getitem__(self, event: int) -> Event:
         if event < 0:

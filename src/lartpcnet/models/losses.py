@@ -65,7 +65,8 @@ def class_balanced_weights(batch_index: torch.Tensor, labels: torch.Tensor, clas
 def pl_weights(labels: torch.Tensor, instance: torch.Tensor, vertex: torch.Tensor) -> torch.Tensor:
     """MicroBooNE per-pixel-loss weights for dense (B, H, W) images with background label 0.
 
-    ``instance`` is (B, H, W) with -1 off particles; ``vertex`` is (B, 2) pixel (row, col).
+    ``instance`` is (B, H, W) with -1 off particles; ``vertex`` is (B, 2) pixel (row, col), or
+    -1 where an image has no vertex (then no pixel is in the vertex category).
     """
     batch, height, width = labels.shape
     charge = labels > 0
@@ -73,6 +74,7 @@ def pl_weights(labels: torch.Tensor, instance: torch.Tensor, vertex: torch.Tenso
     rows = torch.arange(height)[None, :, None]
     cols = torch.arange(width)[None, None, :]
     near_vertex = ((rows - vertex[:, 0, None, None]).abs() <= 4) & ((cols - vertex[:, 1, None, None]).abs() <= 4)
+    near_vertex &= (vertex[:, 0] >= 0)[:, None, None]
     # category per pixel: 0 background near charge, 1 other background, 2 charge near the vertex,
     # 3 + instance for the rest of the charge
     category = torch.where(near_charge, 0, 1)
@@ -116,3 +118,20 @@ class SegmentationLoss(nn.Module):
     def forward(self, logits: SparseTensor, labels: torch.Tensor, instance: torch.Tensor) -> torch.Tensor:
         weights = self.site_weights(logits, labels, instance)
         return self.weighted(logits.feats, labels, weights)
+
+    def dense(self, logits: torch.Tensor, labels: torch.Tensor, instance: torch.Tensor,
+              vertex: torch.Tensor) -> torch.Tensor:
+        """The loss of a dense network: logits (B, C, H, W) over every pixel, background included;
+        per-image sums averaged over the batch, as in MicroBooNE 2019."""
+        if self.weighting == "pl":
+            weights = pl_weights(labels, instance, vertex)
+        elif self.weighting == "none":
+            weights = torch.ones(labels.shape)
+        else:
+            raise ValueError(f"{self.weighting} weighting is for sparse networks; use pl or none for dense ones")
+        flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+        ce = F.cross_entropy(flat_logits, labels.reshape(-1), reduction="none")
+        if self.focal_gamma > 0:
+            ce = (1 - torch.exp(-ce)) ** self.focal_gamma * ce
+        per_image = (weights.reshape(-1).to(ce.dtype) * ce).reshape(labels.shape[0], -1).sum(1)
+        return per_image.mean()

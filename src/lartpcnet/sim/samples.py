@@ -204,6 +204,13 @@ def generate_event(config: SampleConfig, seed: int, index: int) -> Event:
         if config.crop is not None:
             windows = [_crop_window(geo, plane, vertex, config.crop) for plane in geo.planes]
         planes = D.readout_planes(geo, deposits, rng, readout, windows)
+        if kind not in ("cosmic_only", "michel", "isolated"):  # events with one interaction vertex
+            for k, (image, plane) in enumerate(zip(planes, geo.planes, strict=True)):
+                row, col = _vertex_pixel(geo, plane, vertex)
+                if windows is not None:
+                    row, col = row - windows[k][0], col - windows[k][1]
+                if 0 <= row < image.shape[0] and 0 <= col < image.shape[1]:
+                    image.vertex = (row, col)
         event.planes = [p.sorted() for p in planes]
     if "voxels" in config.outputs:
         event.voxels = D.voxelise(geo, deposits, rng).sorted()
@@ -224,12 +231,21 @@ def _t0_window(geo: D.Geometry) -> tuple[float, float]:
     return -drift, geo.rows // len(geo.tpcs) * geo.tick_us
 
 
+def _vertex_pixel(geo: D.Geometry, plane: D.WirePlane, vertex: np.ndarray) -> tuple[int, int]:
+    """(row, column) of a point at t0 = 0 on a plane's full image."""
+    tpc = min(geo.tpcs, key=lambda t: abs(vertex[0] - t.x_anode))
+    ticks = int(abs(vertex[0] - tpc.x_anode) / geo.drift_velocity / geo.tick_us)
+    if len(geo.tpcs) == 1:
+        row = int((abs(vertex[0] - tpc.x_anode) / geo.drift_velocity - geo.readout_start_us) / geo.tick_us)
+    else:
+        row = tpc.row_origin + tpc.row_sign * ticks
+    wire = int((plane.coordinate(vertex[1], vertex[2]) - geo.wire_offset(plane)) / plane.pitch)
+    return row, wire + geo.column_offset(plane)
+
+
 def _crop_window(geo: D.Geometry, plane: D.WirePlane, vertex: np.ndarray, size: tuple[int, int]) -> D.Window:
     """A rows x columns window of a plane centred on the vertex's projection, kept inside the image."""
-    drift = abs(vertex[0] - geo.tpcs[0].x_anode) / geo.drift_velocity
-    row = int((drift - (geo.readout_start_us if len(geo.tpcs) == 1 else 0.0)) / geo.tick_us)
-    wire = int((plane.coordinate(vertex[1], vertex[2]) - geo.wire_offset(plane)) / plane.pitch)
-    col = wire + geo.column_offset(plane)
+    row, col = _vertex_pixel(geo, plane, vertex)
     r0 = int(np.clip(row - size[0] // 2, 0, geo.rows - size[0]))
     c0 = int(np.clip(col - size[1] // 2, 0, geo.image_shape(plane)[1] - size[1]))
     return (r0, c0, size[0], size[1])

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 import lartpcnet.data as data
-from lartpcnet.data.batching import sparse_batch
+from lartpcnet.data.batching import dense_batch, sparse_batch
 from lartpcnet.data.event import SparseImage
 from lartpcnet.errors import DataError
 from lartpcnet.io_utils import atomic_path, atomic_write_text
@@ -96,14 +96,26 @@ def _schedule(config: TrainConfig):
     return lambda it: 1.0
 
 
+DENSE_CLASSES = ("background", "track", "shower")
+
+
 def validate(net, config: TrainConfig, images: list[SparseImage], device: torch.device) -> dict:
     """Metrics of the network on the validation images (eval mode, batches of ``batch_size``)."""
-    depth = net.config.depth if hasattr(net, "config") else net.module.config.depth
-    metrics = SegmentationMetrics()
+    depth = net.config.depth
+    sparse_net = net.config.sparse
+    metrics = SegmentationMetrics() if sparse_net else SegmentationMetrics(DENSE_CLASSES, background=0)
     net.eval()
     with torch.no_grad():
         for start in range(0, len(images), config.batch_size):
             chunk = images[start : start + config.batch_size]
+            if not sparse_net:
+                dense = dense_batch(chunk, config.data.adc_window, pad_to=2**depth, scale=config.data.feature_scale)
+                predicted = net(dense.image.to(device)).argmax(1).cpu()
+                for b, image in enumerate(chunk):
+                    h, w = image.shape
+                    truth, pred = dense.labels[b, :h, :w], predicted[b, :h, :w]
+                    metrics.add(truth.reshape(-1).numpy(), pred.reshape(-1).numpy())
+                continue
             batch = sparse_batch(chunk, config.data.adc_window, pad_to=2**depth, scale=config.data.feature_scale)
             predicted = net(batch.tensor.to(device)).feats.argmax(1).cpu()
             rows = batch.tensor.coords[:, 0]
@@ -177,10 +189,18 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     for iteration in range(start, config.iterations):
         total = 0.0
         for _ in range(config.accumulate):
-            batch = sparse_batch(next(loader), config.data.adc_window, pad_to=2**depth,
-                                 scale=config.data.feature_scale)
+            images = next(loader)
             with torch.autocast(device.type, enabled=use_amp):
-                loss = loss_fn(model(batch.tensor.to(device)), batch.semantic.to(device), batch.instance.to(device))
+                if net.config.sparse:
+                    batch = sparse_batch(images, config.data.adc_window, pad_to=2**depth,
+                                         scale=config.data.feature_scale)
+                    loss = loss_fn(model(batch.tensor.to(device)), batch.semantic.to(device),
+                                   batch.instance.to(device))
+                else:
+                    dense = dense_batch(images, config.data.adc_window, pad_to=2**depth,
+                                        scale=config.data.feature_scale)
+                    loss = loss_fn.dense(model(dense.image.to(device)), dense.labels.to(device),
+                                         dense.instance.to(device), dense.vertex.to(device))
             scaler.scale(loss / config.accumulate).backward()
             total += float(loss.detach()) / config.accumulate
         scaler.step(optimiser)
@@ -279,8 +299,11 @@ def plot_curves(out: Path) -> None:
     a.set_ylabel("training loss")
     a.set_yscale("log")
     a.legend(fontsize=8)
-    for key, label in (("nonzero_accuracy", "5-class non-zero"), ("two_class_accuracy", "track/shower")):
-        b.plot([v["iteration"] for v in val], [v[key] for v in val], marker="o", label=label)
+    for key, label in (("nonzero_accuracy", "non-zero accuracy"), ("two_class_accuracy", "track/shower"),
+                       ("icpf_mean", "ICPF mean")):
+        points = [(v["iteration"], v[key]) for v in val if v.get(key) is not None]
+        if points:
+            b.plot(*zip(*points, strict=True), marker="o", label=label)
     b.set_xlabel("iteration")
     b.set_ylabel("validation accuracy")
     b.legend(fontsize=8)
