@@ -103,3 +103,16 @@ def test_bad_model_is_one_line(tmp_path, capsys):
     assert main(["evaluate", "--model", str(bad), "--sample", "1e1p", "--events", "1", "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "notamodel.pt" in err and err.count("\n") == 1
+
+
+def test_table_and_scale_curve(trained, tmp_path, capsys):
+    model, _ = trained
+    assert main(["evaluate", "--model", str(model), "--table", "--scale-curve", "--sample", "1e1p_le",
+                 "--events", "2", "--out", str(tmp_path), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [r["sample"] for r in report["table"]] == list(inference.TABLE_SAMPLES)
+    assert [r["scale"] for r in report["scale_curve"]] == list(inference.SCALES)
+    assert (tmp_path / "icpf_vs_scale.png").exists()
+    unscaled = next(r for r in report["scale_curve"] if r["scale"] == 1.0)
+    direct = inference.evaluate(str(model), sample="1e1p_le", events=2, seed=12345, progress=False)
+    assert unscaled["icpf_mean"] == pytest.approx(direct["icpf_mean"])  # scale 1 is the plain evaluation

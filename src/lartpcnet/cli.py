@@ -109,7 +109,28 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from lartpcnet import inference
     from lartpcnet.inference import evaluate
+
+    if args.table or args.scale_curve:
+        report: dict = {"model": args.model}
+        parts = []
+        if args.table:
+            report["table"] = inference.sample_table(args.model, events=args.events, seed=args.seed,
+                                                     progress=not args.no_progress)
+            parts.append(inference.table_markdown(report["table"]))
+        if args.scale_curve:
+            report["scale_curve"] = inference.scale_curve(args.model, sample=args.sample or "mpv", events=args.events,
+                                                          seed=args.seed, progress=not args.no_progress)
+            parts.append("\n".join(f"scale {r['scale']}: ICPF mean {r['icpf_mean']:.4f}, 90% {r['icpf_q90']:.4f}"
+                                   for r in report["scale_curve"]))
+            if args.out:
+                Path(args.out).mkdir(parents=True, exist_ok=True)
+                inference.plot_scale_curve(report["scale_curve"], Path(args.out) / "icpf_vs_scale.png")
+        _emit(report, args.json, "\n".join(parts))
+        return 0
+    if (args.input is None) == (args.sample is None):
+        raise ValueError("give one of --in FILE or --sample NAME (or --table / --scale-curve)")
 
     summary = evaluate(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
                        plane=args.plane, out=args.out, batch_size=args.batch_size, progress=not args.no_progress)
@@ -210,9 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="segmentation metrics on a file or fresh simulated events")
     evaluate.add_argument("--model", required=True, help="checkpoint from lartpcnet train")
-    source = evaluate.add_mutually_exclusive_group(required=True)
+    source = evaluate.add_mutually_exclusive_group()
     source.add_argument("--in", dest="input", default=None, help="labelled input file")
     source.add_argument("--sample", default=None, help="simulate this sample instead")
+    evaluate.add_argument("--table", action="store_true",
+                          help="metrics on fresh events of each benchmark sample (MicroBooNE 2019 Table I)")
+    evaluate.add_argument("--scale-curve", action="store_true",
+                          help="ICPF against a 0.75-1.25 pixel-value scale factor (default sample mpv)")
     evaluate.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
     evaluate.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
     evaluate.add_argument("--plane", type=int, default=None, help="wire plane (default: the model's)")

@@ -76,8 +76,12 @@ def _image(event, plane: int | None, where: str, index: int):
     return event.planes[plane]
 
 
-def _infer(model: LoadedModel, images: list) -> list[dict]:
-    """Scores and labels for each image's sites (after the ADC window), in input order."""
+def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dict]:
+    """Scores and labels for each image's sites (after the ADC window), in input order.
+
+    ``adc_scale`` multiplies the pixel values first (robustness to the detector's gain)."""
+    if adc_scale != 1.0:
+        images = [im.select(np.ones(len(im), bool), im.values * adc_scale) for im in images]
     batch = sparse_batch(images, model.adc_window, pad_to=2**model.depth, scale=model.feature_scale)
     with torch.no_grad():
         out = model.net(batch.tensor)
@@ -198,7 +202,7 @@ def _merge(job: PartsJob, out: str, model: LoadedModel) -> int:
 
 def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
              seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
-             progress: bool = True) -> dict:
+             progress: bool = True, adc_scale: float = 1.0) -> dict:
     """Segmentation metrics of a model on a file or on freshly simulated events (plots into ``out``)."""
     from lartpcnet.sim.samples import generate_event, load_sample
 
@@ -225,7 +229,7 @@ def evaluate(model_spec: str, input_path: str | None = None, sample: str | None 
     for i in indices:
         chunk.append(image(i))
         if len(chunk) == batch_size or i == indices[-1]:
-            for img, result in zip(chunk, _infer(model, chunk), strict=True):
+            for img, result in zip(chunk, _infer(model, chunk, adc_scale), strict=True):
                 metrics.add(result["truth"], result["label"], result["coords"], img.shape)
             bar.update(len(chunk))
             chunk = []
@@ -239,3 +243,63 @@ def evaluate(model_spec: str, input_path: str | None = None, sample: str | None 
         plot_confusion(summary["confusion"], Path(out) / "confusion_5class.png", "5-class confusion")
         plot_confusion(summary["two_class_confusion"], Path(out) / "confusion_2class.png", "track/shower confusion")
     return summary
+
+
+TABLE_SAMPLES = ("particle_bomb", "mpv", "1e1p", "1e1p_le", "1mu1p_le", "uboone_nue_cosmics")
+SCALES = (0.75, 0.85, 0.95, 1.0, 1.05, 1.15, 1.25)
+
+
+def sample_table(model_spec: str, samples=TABLE_SAMPLES, events: int = 100, seed: int = 12345,
+                 progress: bool = True) -> list[dict]:
+    """MicroBooNE 2019 Table I style: the metrics on fresh events of each sample."""
+    rows = []
+    for sample in samples:
+        summary = evaluate(model_spec, sample=sample, events=events, seed=seed, progress=progress)
+        rows.append({"sample": sample, **{k: summary[k] for k in ("nonzero_accuracy", "two_class_accuracy",
+                                                                  "icpf_mean", "icpf_q90", "shower_error_rate",
+                                                                  "track_error_rate", "class_accuracy")}})
+    return rows
+
+
+def scale_curve(model_spec: str, sample: str = "mpv", events: int = 100, seed: int = 12345,
+                scales=SCALES, progress: bool = True) -> list[dict]:
+    """ICPF and accuracy as every pixel value is multiplied by a scale factor (MicroBooNE 2019)."""
+    return [{"scale": scale, **{k: v for k, v in evaluate(model_spec, sample=sample, events=events, seed=seed,
+                                                          adc_scale=scale, progress=progress).items()
+                                 if k in ("icpf_mean", "icpf_q90", "nonzero_accuracy", "two_class_accuracy")}}
+            for scale in scales]
+
+
+def table_markdown(rows: list[dict]) -> str:
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.1f}"
+
+    lines = ["| sample | non-zero acc. % | track/shower acc. % | ICPF mean % | ICPF 90% % | shower err. % "
+             "| track err. % |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['sample']} | {pct(r['nonzero_accuracy'])} | {pct(r['two_class_accuracy'])} | "
+                     f"{pct(r['icpf_mean'])} | {pct(r['icpf_q90'])} | {pct(r['shower_error_rate'])} | "
+                     f"{pct(r['track_error_rate'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_scale_curve(rows: list[dict], path: str | Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    scales = [r["scale"] for r in rows]
+    ax.plot(scales, [100 * r["icpf_mean"] for r in rows], "o-", label="ICPF mean")
+    ax.plot(scales, [100 * r["icpf_q90"] for r in rows], "s--", label="ICPF 90% quantile")
+    ax.set_xlabel("pixel value scale factor")
+    ax.set_ylabel("incorrectly classified pixels [%]")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return path
