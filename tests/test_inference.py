@@ -116,3 +116,21 @@ def test_table_and_scale_curve(trained, tmp_path, capsys):
     unscaled = next(r for r in report["scale_curve"] if r["scale"] == 1.0)
     direct = inference.evaluate(str(model), sample="1e1p_le", events=2, seed=12345, progress=False)
     assert unscaled["icpf_mean"] == pytest.approx(direct["icpf_mean"])  # scale 1 is the plain evaluation
+
+
+def test_exported_fp16_weights_predict_like_the_checkpoint(trained, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    model, events = trained
+    script = Path(__file__).parents[1] / "scripts" / "export_weights.py"
+    spec = importlib.util.spec_from_file_location("export_weights", script)
+    export = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export)
+    shipped = tmp_path / "shipped.pt"
+    export.main(str(model), str(shipped))
+    a = read(inference.predict(str(model), str(events), str(tmp_path / "a.h5"), progress=False)["out"])
+    b = read(inference.predict(str(shipped), str(events), str(tmp_path / "b.h5"), progress=False)["out"])
+    assert (a["sites/label"] == b["sites/label"]).mean() > 0.99
+    with pytest.raises(ValueError, match="shipped name"):
+        inference.load_model("no_such_model")

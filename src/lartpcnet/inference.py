@@ -44,12 +44,26 @@ class LoadedModel:
         return self.net.config.depth
 
 
+# Pretrained weights shipped inside the package (src/lartpcnet/weights/), by registered name;
+# docs/models.md is their model card.
+SHIPPED = {"sparsessnet_uboone": "sparsessnet_uboone_plane2.pt"}
+
+
+def shipped_weights(name: str) -> Path | None:
+    from importlib import resources
+
+    if name not in SHIPPED:
+        return None
+    path = Path(str(resources.files("lartpcnet") / "weights" / SHIPPED[name]))
+    return path if path.exists() else None
+
+
 def load_model(spec: str, device: str = "cpu") -> LoadedModel:
-    """A network from a checkpoint path (``lartpcnet train`` output)."""
-    path = Path(spec)
+    """A network from a shipped name (``sparsessnet_uboone``) or a checkpoint path."""
+    path = shipped_weights(spec) or Path(spec)
     if not path.exists():
-        raise ValueError(f"no checkpoint at {spec!r} (no pretrained weights are shipped yet; "
-                         "give a checkpoint from lartpcnet train)")
+        shipped = ", ".join(n for n in SHIPPED if shipped_weights(n)) or "none in this installation"
+        raise ValueError(f"no model {spec!r}: give a checkpoint from lartpcnet train or a shipped name ({shipped})")
     try:
         state = torch.load(path, map_location=device, weights_only=False)
     except Exception as err:  # torch.load fails in many ways on a damaged file (pickle, zip, EOF)
