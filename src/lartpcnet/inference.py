@@ -311,9 +311,6 @@ def plot_scale_curve(rows: list[dict], path: str | Path) -> Path:
     ax.set_ylabel("incorrectly classified pixels [%]")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    from lartpcnet.viz.plots import save_figure
+
+    return save_figure(fig, path)

@@ -9,7 +9,7 @@ import numpy as np
 
 from lartpcnet.data.event import Event, SparseImage
 from lartpcnet.data.labels import ORIGIN_NAMES, SEMANTIC_NAMES
-from lartpcnet.io_utils import atomic_path
+from lartpcnet.viz.plots import save_figure
 
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 ORIGIN_COLOURS = ("#b0b0b0", "#1f77b4", "#d62728")
@@ -69,10 +69,7 @@ def draw_event(event: Event, path: str | Path, title: str, label_kind: str = "se
             _scatter_plane(axes[-1], plane, colours, cmap="tab20", vmin=0, vmax=1, plotnonfinite=False)
             axes[-1].set_title(f"plane {r}: truth instances ({len(np.unique(ids[ids >= 0]))} particles)", fontsize=9)
         for ax in axes:
-            ax.set_xlim(0, plane.shape[1])
-            ax.set_ylim(plane.shape[0], 0)
-            ax.set_xlabel("wire")
-            ax.set_ylabel("tick")
+            _plane_axes(ax, plane.shape)
     if event.voxels is not None:
         vox = event.voxels
         base = len(planes) * columns
@@ -95,10 +92,53 @@ def draw_event(event: Event, path: str | Path, title: str, label_kind: str = "se
             a.set_xlabel("x voxel")
             a.set_ylabel("y voxel")
             a.set_zlabel("z voxel")
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format=path.suffix.lstrip(".") or "png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, title=title)
+
+
+def _plane_axes(ax, shape: tuple[int, ...]) -> None:
+    """Wire across, drift ticks down, the whole image in view."""
+    ax.set_xlim(0, shape[1])
+    ax.set_ylim(shape[0], 0)
+    ax.set_xlabel("wire")
+    ax.set_ylabel("tick")
+
+
+def draw_prediction(image: SparseImage, predicted: np.ndarray, path: str | Path, title: str,
+                    window: tuple[float, float] | None = (10.0, 300.0)) -> Path:
+    """One plane: charge, truth classes, predicted classes and the mistakes, side by side.
+
+    ``predicted`` holds a class per site of ``image`` that passed the network's ADC ``window``
+    (the order of ``lartpcnet.data.batching.sparse_batch``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    keep = np.ones(len(image), bool) if window is None else (image.values >= window[0]) & (image.values <= window[1])
+    shown = image.select(keep)
+    names, cmap, norm, lowest = _class_style("semantic")
+    fig, axes = plt.subplots(1, 4, figsize=(22, 5.2))
+    values = np.clip(shown.values, 1e-3, None)
+    colour_scale = LogNorm(vmin=max(values.min(), 1), vmax=values.max())
+    art = _scatter_plane(axes[0], shown, values, cmap="viridis", norm=colour_scale)
+    fig.colorbar(art, ax=axes[0], label="charge [ADC]", pad=0.01)
+    axes[0].set_title(f"input: {len(shown)} pixels in the ADC window", fontsize=9)
+    for ax, labels, what in ((axes[1], shown.semantic, "truth"), (axes[2], predicted, "prediction")):
+        art = _scatter_plane(ax, shown, labels, cmap=cmap, norm=norm)
+        bar = fig.colorbar(art, ax=ax, ticks=range(lowest, lowest + len(names)), pad=0.01)
+        bar.ax.set_yticklabels(names, fontsize=7)
+        ax.set_title(what, fontsize=9)
+    labelled = shown.semantic >= 0
+    wrong = labelled & (predicted != shown.semantic)
+    axes[3].scatter(shown.coords[labelled & ~wrong, 1], shown.coords[labelled & ~wrong, 0], s=0.5, c="#c8c8c8",
+                    marker="s", linewidths=0, rasterized=True, label="right")
+    axes[3].scatter(shown.coords[wrong, 1], shown.coords[wrong, 0], s=3, c="#d62728", marker="s", linewidths=0,
+                    rasterized=True, label="wrong")
+    accuracy = 1 - wrong.sum() / max(labelled.sum(), 1)
+    axes[3].set_title(f"mistakes: {int(wrong.sum())} of {int(labelled.sum())} ({100 * accuracy:.1f}% right)",
+                      fontsize=9)
+    axes[3].legend(fontsize=8, markerscale=4, loc="upper right")
+    for ax in axes:
+        _plane_axes(ax, image.shape)
+    return save_figure(fig, path, dpi=100, title=title)

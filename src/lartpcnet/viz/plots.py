@@ -9,6 +9,20 @@ import numpy as np
 from lartpcnet.io_utils import atomic_path
 
 
+def save_figure(fig, path: str | Path, dpi: int = 110, title: str | None = None) -> Path:
+    """Lays out, titles and writes a matplotlib figure atomically (format from the suffix), then closes it."""
+    import matplotlib.pyplot as plt
+
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=dpi, format=path.suffix.lstrip(".") or "png")
+    plt.close(fig)
+    return path
+
+
 def plot_confusion(confusion: dict, path: str | Path, title: str) -> Path:
     """Row-normalised confusion matrix (truth rows, prediction columns) with counts in each cell."""
     import matplotlib
@@ -33,9 +47,4 @@ def plot_confusion(confusion: dict, path: str | Path, title: str) -> Path:
     ax.set_ylabel("truth")
     ax.set_title(title, fontsize=10)
     fig.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
-    fig.tight_layout()
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
