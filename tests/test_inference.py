@@ -134,3 +134,16 @@ def test_exported_fp16_weights_predict_like_the_checkpoint(trained, tmp_path):
     assert (a["sites/label"] == b["sites/label"]).mean() > 0.99
     with pytest.raises(ValueError, match="shipped name"):
         inference.load_model("no_such_model")
+
+
+def test_prediction_display(trained, tmp_path):
+    import lartpcnet.data as data
+    from lartpcnet.viz.event_display import draw_prediction
+
+    model, events = trained
+    loaded = inference.load_model(str(model))
+    with data.open(events) as f:
+        plane = f[0].planes[loaded.plane]
+    predicted = inference._infer(loaded, [plane])[0]["label"]
+    path = draw_prediction(plane, predicted, tmp_path / "p.png", "test", loaded.adc_window)
+    assert path.read_bytes()[:4] == b"\x89PNG"
