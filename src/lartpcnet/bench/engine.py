@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lartpcnet.bench import write_report
 from lartpcnet.bench.peer_runner import measure
 from lartpcnet.sparse import SparseTensor, SubmanifoldConv
 from lartpcnet.sparse.kmap import submanifold_map
@@ -359,12 +360,5 @@ def plot(report: dict, path: Path) -> None:
 
 def write(report: dict, out_dir: Path, command: str, stem: str = "engine") -> list[Path]:
     """Writes ``stem``.md, .json and .png atomically into ``out_dir``."""
-    from lartpcnet.io_utils import atomic_path, atomic_write_text
+    return write_report(report, out_dir, stem, command, markdown, plot)
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js, png = (out_dir / f"{stem}{ext}" for ext in (".md", ".json", ".png"))
-    atomic_write_text(md, markdown(report, command))
-    atomic_write_text(js, json.dumps(report | {"command": command}, indent=1))
-    with atomic_path(png) as tmp:
-        plot(report, tmp)
-    return [md, js, png]

@@ -20,20 +20,21 @@ import time
 from collections.abc import Callable
 
 
-def current_rss_mb() -> float:
+def _status_mb(key: str) -> float:
+    """A memory line of /proc/self/status (VmRSS, VmHWM) in MB; NaN where there is none."""
     with open("/proc/self/status") as status:
         for line in status:
-            if line.startswith("VmRSS:"):
+            if line.startswith(key + ":"):
                 return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def current_rss_mb() -> float:
+    return _status_mb("VmRSS")
 
 
 def peak_rss_mb() -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mb("VmHWM")
 
 
 def reset_peak_rss() -> bool:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from pathlib import Path
 
+from lartpcnet.bench import write_report
 from lartpcnet.bench.engine import _cpu_name
-from lartpcnet.io_utils import atomic_write_text
 from lartpcnet.sim.samples import generate_event, load_sample
 
 # (sample, what one event is, goal in seconds per event or None)
@@ -51,8 +50,5 @@ def markdown(report: dict, command: str) -> str:
 
 
 def write(report: dict, out_dir: Path, command: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js = out_dir / "sim.md", out_dir / "sim.json"
-    atomic_write_text(md, markdown(report, command))
-    atomic_write_text(js, json.dumps(report | {"command": command}, indent=1))
-    return [md, js]
+    return write_report(report, out_dir, "sim", command, markdown)
+

@@ -8,18 +8,17 @@ simulated (seed fixed); networks have random weights (speed does not depend on t
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from lartpcnet.bench import write_report
 from lartpcnet.bench.engine import _cpu_name
 from lartpcnet.bench.peer_runner import measure
 from lartpcnet.data.batching import sparse_batch
 from lartpcnet.data.event import SparseImage
-from lartpcnet.io_utils import atomic_path, atomic_write_text
 from lartpcnet.models.uresnet import UResNet, UResNetConfig
 from lartpcnet.sim.samples import generate_event, load_sample
 
@@ -207,10 +206,5 @@ def plot(report: dict, path: Path) -> None:
 
 
 def write(report: dict, out_dir: Path, command: str, stem: str = "uresnet") -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    md, js, png = (out_dir / f"{stem}{ext}" for ext in (".md", ".json", ".png"))
-    atomic_write_text(md, markdown(report, command))
-    atomic_write_text(js, json.dumps(report | {"command": command}, indent=1))
-    with atomic_path(png) as tmp:
-        plot(report, tmp)
-    return [md, js, png]
+    return write_report(report, out_dir, stem, command, markdown, plot)
+
