@@ -11,18 +11,12 @@ import numpy as np
 
 from lartpcnet.data.labels import COSMIC, NEUTRINO
 from lartpcnet.sim import physics as P
-from lartpcnet.sim.transport import Transport
+from lartpcnet.sim.transport import Transport, isotropic, rotate
 
 PARTICLE_CODES = {"e-": 11, "e+": -11, "gamma": 22, "mu-": 13, "mu+": -13, "pi+": 211, "pi-": -211,
                   "proton": 2212, "pi0": 111}
 MASS_OF = {11: P.ELECTRON_MASS, -11: P.ELECTRON_MASS, 22: 0.0, 13: P.MUON_MASS, -13: P.MUON_MASS,
            211: P.PION_MASS, -211: P.PION_MASS, 2212: P.PROTON_MASS, 111: P.PI0_MASS}
-
-
-def isotropic(rng: np.random.Generator, n: int | None = None) -> np.ndarray:
-    v = rng.standard_normal((1 if n is None else n, 3))
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
-    return v[0] if n is None else v
 
 
 def kinetic_from_momentum(p: float, mass: float) -> float:
@@ -159,7 +153,7 @@ def add_neutrino(tr: Transport, rng: np.random.Generator, kind: str, vertex: np.
         mass = MASS_OF[lepton]
         kinetic = max(e_nu - transfer - mass, 5.0)
         cos = float(np.clip(1 - rng.exponential(0.35), -1, 1))  # forward-peaked
-        direction = _around(beam, cos, rng)
+        direction = rotate(beam, cos, rng)
         tr.add(lepton, vertex, direction, kinetic, interaction=interaction, origin=NEUTRINO, parent=parent)
     _hadrons(tr, rng, vertex, transfer, beam, interaction, parent, require_visible=kind == "NC")
     return (interaction, NEUTRINO, kind.encode(), e_nu, vertex, 0.0)
@@ -181,18 +175,8 @@ def _hadrons(tr: Transport, rng: np.random.Generator, vertex: np.ndarray, transf
     shares = rng.dirichlet(np.full(len(kinds), 1.5)) * max(available - rest, 10.0)
     for pdg, kinetic in zip(kinds, shares, strict=True):
         cos = float(np.clip(rng.uniform(-0.3, 1.0), -1, 1))  # loosely along the momentum transfer
-        tr.add(pdg, vertex, _around(beam, cos, rng), float(max(kinetic, 2.0)), interaction=interaction,
+        tr.add(pdg, vertex, rotate(beam, cos, rng), float(max(kinetic, 2.0)), interaction=interaction,
                origin=NEUTRINO, parent=parent)
-
-
-def _around(axis: np.ndarray, cos: float, rng: np.random.Generator) -> np.ndarray:
-    helper = np.array([1.0, 0.0, 0.0]) if abs(axis[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    u = np.cross(axis, helper)
-    u /= np.linalg.norm(u)
-    v = np.cross(axis, u)
-    phi = rng.uniform(0, 2 * np.pi)
-    sin = np.sqrt(max(1 - cos * cos, 0.0))
-    return cos * axis + sin * (np.cos(phi) * u + np.sin(phi) * v)
 
 
 # --- stopping muons ------------------------------------------------------------------------

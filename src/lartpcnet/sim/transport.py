@@ -280,7 +280,7 @@ class Transport:
                 pe = np.sqrt(energy * (energy + 2 * P.ELECTRON_MASS))
                 pmax = np.sqrt(upper * (upper + 2 * P.ELECTRON_MASS))
                 cos = float(np.clip(energy / pe * pmax / upper, -1, 1))
-                direction = _rotate(p.direction, cos, self.rng)
+                direction = rotate(p.direction, cos, self.rng)
                 self.add(11, centres[k], direction, float(energy), interaction=p.interaction, origin=p.origin,
                          parent=p.pid, process="muIoni" if abs(p.pdg) == 13 else "hIoni",
                          time=float(times[k]), semantic=DELTA)
@@ -295,7 +295,7 @@ class Transport:
             return False
         if self.rng.random() < 0.5:  # quasi-elastic: deflect and lose energy, keep tracking
             p.kinetic *= self.rng.uniform(0.6, 0.95)
-            p.direction = _rotate(p.direction, float(np.cos(abs(self.rng.normal(0, 0.6)))), self.rng)
+            p.direction = rotate(p.direction, float(np.cos(abs(self.rng.normal(0, 0.6)))), self.rng)
             self._stack.append(p)
             self._end[p.pid] = np.array([*p.pos, p.time])
             return True
@@ -304,7 +304,7 @@ class Transport:
         n = int(self.rng.integers(1, 3))
         for share in self.rng.dirichlet(np.ones(n)) * available:
             if share > 5:
-                self.add(2212, p.pos, _isotropic(self.rng), float(share), interaction=p.interaction,
+                self.add(2212, p.pos, isotropic(self.rng), float(share), interaction=p.interaction,
                          origin=p.origin, parent=p.pid, process="pi+Inelastic", time=p.time)
         p.kinetic = 0.0
         self._end[p.pid] = np.array([*p.pos, p.time])
@@ -315,11 +315,11 @@ class Transport:
         if p.pdg == -13 or (p.pdg == 13 and self.rng.random() < P.MUON_MINUS_DECAY_FRACTION):
             lifetime = P.MUON_LIFETIME if p.pdg == -13 else P.MUON_MINUS_LIFETIME_AR
             energy = float(P.sample_michel(self.rng, 1)[0])
-            self.add(-11 if p.pdg == -13 else 11, p.pos, _isotropic(self.rng), energy - P.ELECTRON_MASS,
+            self.add(-11 if p.pdg == -13 else 11, p.pos, isotropic(self.rng), energy - P.ELECTRON_MASS,
                      interaction=p.interaction, origin=p.origin, parent=p.pid, process="Decay",
                      time=p.time + float(self.rng.exponential(lifetime)), semantic=MICHEL)
         elif p.pdg == 211:  # pi+ -> mu+ nu at rest: a 4.1 MeV muon, then its Michel positron
-            self.add(-13, p.pos, _isotropic(self.rng), 4.12, interaction=p.interaction, origin=p.origin,
+            self.add(-13, p.pos, isotropic(self.rng), 4.12, interaction=p.interaction, origin=p.origin,
                      parent=p.pid, process="Decay", time=p.time + float(self.rng.exponential(26.0)))
 
     def _electron(self, p: _Particle) -> None:
@@ -358,14 +358,14 @@ class Transport:
             if brem_at is not None and m == n:
                 energy = min(brem_energy, p.kinetic)
                 p.kinetic -= energy
-                self.add(22, p.pos, _rotate(dirs[-1], float(np.cos(mass / max(p.kinetic + energy, mass))), self.rng),
+                self.add(22, p.pos, rotate(dirs[-1], float(np.cos(mass / max(p.kinetic + energy, mass))), self.rng),
                          energy, interaction=p.interaction, origin=p.origin, parent=p.pid, process="eBrem",
                          time=p.time, semantic=self._child_semantic(p))
         if p.kinetic > 0:
             self._local(p, p.pos, p.kinetic, p.time)
         self._end[p.pid] = np.array([*p.pos, p.time])
         if p.pdg == -11 and self._inside(p.pos):  # positron annihilates at rest
-            back = _isotropic(self.rng)
+            back = isotropic(self.rng)
             for direction in (back, -back):
                 self.add(22, p.pos, direction, P.ELECTRON_MASS, interaction=p.interaction, origin=p.origin,
                          parent=p.pid, process="annihil", time=p.time, semantic=self._child_semantic(p))
@@ -420,7 +420,7 @@ class Transport:
             self._end[p.pid] = np.array([*end, p.time])
             left = not short[i] and last[i] < n_steps[i]
             if p.pdg == -11 and not left:  # positron annihilates at rest
-                back = _isotropic(self.rng)
+                back = isotropic(self.rng)
                 for photon_dir in (back, -back):
                     self.add(22, end, photon_dir, P.ELECTRON_MASS, interaction=p.interaction, origin=p.origin,
                              parent=p.pid, process="annihil", time=p.time, semantic=self._child_semantic(p))
@@ -457,7 +457,7 @@ class Transport:
                 share = self.rng.uniform(0.05, 0.95)
                 opening = P.ELECTRON_MASS / max(energy, 1.0)
                 for pdg, t in ((11, share * kinetic), (-11, (1 - share) * kinetic)):
-                    self.add(pdg, p.pos, _rotate(p.direction, float(np.cos(opening)), self.rng), float(t),
+                    self.add(pdg, p.pos, rotate(p.direction, float(np.cos(opening)), self.rng), float(t),
                              interaction=p.interaction, origin=p.origin, parent=p.pid, process="conv",
                              time=p.time, semantic=semantic)
                 energy = 0.0
@@ -466,7 +466,7 @@ class Transport:
             electron = energy - scattered
             if electron > PIXEL_ELECTRON:
                 # electron direction from momentum balance
-                new_dir = _rotate(p.direction, cos, self.rng)
+                new_dir = rotate(p.direction, cos, self.rng)
                 momentum = energy * p.direction - scattered * new_dir
                 self.add(11, p.pos, momentum, float(electron), interaction=p.interaction, origin=p.origin,
                          parent=p.pid, process="compt", time=p.time, semantic=semantic)
@@ -485,7 +485,7 @@ class Transport:
         total = p.kinetic + P.PI0_MASS
         gamma = total / P.PI0_MASS
         beta = np.sqrt(max(1 - 1 / gamma**2, 0.0))
-        rest = _isotropic(self.rng)
+        rest = isotropic(self.rng)
         for sign in (1, -1):
             d = sign * rest * P.PI0_MASS / 2
             parallel = float(d @ p.direction)
@@ -539,7 +539,7 @@ def _perpendicular_many(d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return u, np.cross(d, u)
 
 
-def _rotate(direction: np.ndarray, cos_theta: float, rng: np.random.Generator) -> np.ndarray:
+def rotate(direction: np.ndarray, cos_theta: float, rng: np.random.Generator) -> np.ndarray:
     """A unit vector at polar angle acos(cos_theta) from ``direction``, uniform in azimuth."""
     d = direction / math.sqrt(float(direction @ direction))
     u, v = _perpendicular(d)
@@ -548,6 +548,6 @@ def _rotate(direction: np.ndarray, cos_theta: float, rng: np.random.Generator) -
     return cos_theta * d + sin_theta * (math.cos(phi) * u + math.sin(phi) * v)
 
 
-def _isotropic(rng: np.random.Generator) -> np.ndarray:
+def isotropic(rng: np.random.Generator) -> np.ndarray:
     v = rng.standard_normal(3)
     return v / np.linalg.norm(v)
