@@ -43,6 +43,8 @@ class DataSection(_Strict):
     adc_window: tuple[float, float] | None = (10.0, 300.0)
     feature_scale: float = Field(100.0, gt=0)  # input feature = value / scale (100 for ADC, 1 for MeV voxels)
     workers: int = Field(0, ge=0)  # processes simulating or reading training batches
+    # Michel/delta sites off the primary electron's own ionization become shower (Domine & Terao VI)
+    relabel_secondaries: bool = False
 
 
 class OptimizerSection(_Strict):

@@ -25,7 +25,8 @@ from tqdm import tqdm
 
 import lartpcnet.data as data
 from lartpcnet.data.batching import dense_batch, sparse_batch
-from lartpcnet.data.event import SparseImage
+from lartpcnet.data.event import Event, SparseImage
+from lartpcnet.data.labels import relabel_secondaries
 from lartpcnet.errors import DataError
 from lartpcnet.io_utils import atomic_path, atomic_write_text
 from lartpcnet.metrics.segmentation import SegmentationMetrics
@@ -37,9 +38,11 @@ from lartpcnet.train.config import DataSource, TrainConfig
 class EventSource:
     """Event i of a simulated sample (seed fixed) or of a file (cycling)."""
 
-    def __init__(self, source: DataSource, plane: int | None) -> None:
-        self.source, self.plane = source, plane
+    def __init__(self, source: DataSource, plane: int | None, relabel_secondaries: bool = False) -> None:
+        self.source, self.plane, self.relabel = source, plane, relabel_secondaries
         self._config = load_sample(source.sample) if source.sample else None
+        if self._config is not None and relabel_secondaries:
+            self._config = self._config.model_copy(update={"relabel_secondaries": True})
         self._reader = None
 
     def image(self, index: int) -> SparseImage:
@@ -49,6 +52,8 @@ class EventSource:
             if self._reader is None:  # opened lazily: each worker process opens its own
                 self._reader = data.open(self.source.file)
             event = self._reader[index % len(self._reader)]
+            if self.relabel:
+                event = _relabelled(event, self.source.file, index)
         if self.plane is None:
             if event.voxels is None:
                 raise DataError("has no voxels (set data.plane to train on a wire plane)", event=index,
@@ -60,19 +65,32 @@ class EventSource:
         return event.planes[self.plane]
 
 
+def _relabelled(event: Event, file: str, index: int) -> Event:
+    """The event with its Michel/delta secondaries labelled shower (needs the particle table)."""
+    if event.particles is None:
+        raise DataError("has no particle table, which data.relabel_secondaries needs", file=file, event=index,
+                        field="particles")
+    images = [event.voxels] if event.voxels is not None else []
+    images += list(event.planes)
+    for image in images:
+        image.semantic = relabel_secondaries(image.semantic, image.instance, event.particles).astype(np.int8)
+    return event
+
+
 class BatchStream(IterableDataset):
     """Lists of images, batch after batch, from ``first_batch`` on (this rank's share)."""
 
     def __init__(self, source: DataSource, plane: int | None, batch_size: int, first_batch: int,
-                 rank: int = 0, world: int = 1) -> None:
+                 rank: int = 0, world: int = 1, relabel_secondaries: bool = False) -> None:
         super().__init__()
         self.source, self.plane, self.batch_size = source, plane, batch_size
+        self.relabel = relabel_secondaries
         self.first_batch, self.rank, self.world = first_batch, rank, world
 
     def __iter__(self) -> Iterator[list[SparseImage]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        events = EventSource(self.source, self.plane)
+        events = EventSource(self.source, self.plane, self.relabel)
         j = worker
         while True:
             batch = (self.first_batch + j) * self.world + self.rank
@@ -174,10 +192,10 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         _truncate_logs(out, start)
     validation = []
     if writer:
-        val_source = EventSource(config.data.validation, config.data.plane)
+        val_source = EventSource(config.data.validation, config.data.plane, config.data.relabel_secondaries)
         validation = [val_source.image(i) for i in range(config.data.validation.events or 32)]
     stream = BatchStream(config.data.train, config.data.plane, config.batch_size, start * config.accumulate,
-                         rank, world)
+                         rank, world, config.data.relabel_secondaries)
     loader = iter(DataLoader(stream, batch_size=None, num_workers=config.data.workers,
                              persistent_workers=config.data.workers > 0))
     use_amp = config.amp and device.type == "cuda"
