@@ -147,3 +147,54 @@ def test_prediction_display(trained, tmp_path):
     predicted = inference._infer(loaded, [plane])[0]["label"]
     path = draw_prediction(plane, predicted, tmp_path / "p.png", "test", loaded.adc_window)
     assert path.read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.fixture(scope="module")
+def dense_trained(tmp_path_factory, trained):
+    folder = tmp_path_factory.mktemp("dense")
+    config = dict(TINY, name="dense", iterations=3, validate_every=3, checkpoint_every=3,
+                  model={"name": "uresnet_dense", "network": {"depth": 2, "filters": 4, "classes": 3, "reps": 1},
+                         "loss": {"weighting": "pl"}})
+    (folder / "dense.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(folder / "dense.yaml"), "--out", str(folder / "run"), "--no-progress"]) == 0
+    validation = json.loads((folder / "run" / "validation.jsonl").read_text().splitlines()[-1])
+    return folder / "run" / "checkpoints" / "ckpt-3.pt", trained[1], validation
+
+
+def test_dense_three_class_predictions(dense_trained, tmp_path, capsys):
+    model, events, _ = dense_trained
+    out = tmp_path / "dense.h5"
+    assert main(["predict", "--model", str(model), "--in", str(events), "--out", str(out), "--json",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    p = read(out)
+    with h5py.File(out) as f:
+        assert json.loads(f.attrs["classes"]) == ["background", "track", "shower"]
+    scores = p["sites/scores"].astype(np.float32)
+    assert scores.shape[1] == 3 and np.array_equal(p["sites/label"], scores.argmax(1))
+    assert np.array_equal(p["sites/two_class_label"], p["sites/label"] - 1)  # background -> -1
+    np.testing.assert_allclose(p["sites/two_class_scores"].astype(np.float32), scores[:, 1:], atol=1e-3)
+    # one output per active pixel of the input (inside the ADC window), as for sparse networks
+    import lartpcnet.data as data
+
+    with data.open(str(events)) as reader:
+        for n in range(len(reader)):
+            plane = reader[n].planes[2]
+            inside = (plane.values >= 10) & (plane.values <= 300)
+            expected = plane.coords[inside]
+            got = p["sites/coords"][p["sites/offsets"][n] : p["sites/offsets"][n + 1]]
+            assert sorted(map(tuple, expected)) == sorted(map(tuple, got))
+    assert set(next(iter(summary["class_counts"].values()))) == {"background", "track", "shower"}
+
+
+def test_dense_evaluation_counts_every_pixel_like_validation(dense_trained, tmp_path):
+    model, _, validation = dense_trained
+    summary = inference.evaluate(str(model), sample=TINY["data"]["validation"]["sample"],
+                                 events=TINY["data"]["validation"]["events"],
+                                 seed=TINY["data"]["validation"]["seed"], out=str(tmp_path), progress=False)
+    assert summary["confusion"]["classes"] == ["background", "track", "shower"]
+    confusion = np.array(summary["confusion"]["matrix"])
+    assert confusion.sum() == 4 * 512 * 512  # every pixel of the four 512 x 512 crops
+    assert np.array_equal(confusion, np.array(validation["confusion"]["matrix"]))
+    assert summary["icpf_mean"] == pytest.approx(validation["icpf_mean"])
+    assert (tmp_path / "confusion_3class.png").exists()

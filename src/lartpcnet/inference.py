@@ -3,6 +3,10 @@
 A model is a checkpoint written by ``lartpcnet train``; it carries its architecture and the
 data settings it was trained with (wire plane, ADC window, feature scale), which prediction
 reuses so the network sees inputs prepared the way it learned them.
+
+Sparse networks label the active sites (5 classes). Dense 3-class networks (MicroBooNE 2019)
+label every pixel background/track/shower: predictions are written for the active sites, and
+evaluation counts every pixel, so charge predicted on empty pixels counts against the ICPF.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ import torch
 from tqdm import tqdm
 
 import lartpcnet.data as data
-from lartpcnet.data.batching import sparse_batch
-from lartpcnet.data.labels import SEMANTIC_NAMES, SEMANTIC_TO_TWO_CLASS, TWO_CLASS_NAMES
+from lartpcnet.data.batching import dense_batch, sparse_batch
+from lartpcnet.data.labels import DENSE_CLASS_NAMES, SEMANTIC_NAMES, SEMANTIC_TO_TWO_CLASS, TWO_CLASS_NAMES
 from lartpcnet.errors import DataError
 from lartpcnet.io_utils import atomic_path
 from lartpcnet.metrics.segmentation import SegmentationMetrics
@@ -42,6 +46,17 @@ class LoadedModel:
     @property
     def depth(self) -> int:
         return self.net.config.depth
+
+    @property
+    def sparse(self) -> bool:
+        return bool(self.net.config.sparse)
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return SEMANTIC_NAMES if self.sparse else DENSE_CLASS_NAMES
+
+    def metrics(self) -> SegmentationMetrics:
+        return SegmentationMetrics() if self.sparse else SegmentationMetrics(DENSE_CLASS_NAMES, background=0)
 
 
 # Pretrained weights shipped inside the package (src/lartpcnet/weights/), by registered name;
@@ -96,6 +111,8 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
     ``adc_scale`` multiplies the pixel values first (robustness to the detector's gain)."""
     if adc_scale != 1.0:
         images = [im.select(np.ones(len(im), bool), im.values * adc_scale) for im in images]
+    if not model.sparse:
+        return _infer_dense(model, images)
     batch = sparse_batch(images, model.adc_window, pad_to=2**model.depth, scale=model.feature_scale)
     with torch.no_grad():
         out = model.net(batch.tensor)
@@ -111,12 +128,42 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
     return results
 
 
+def _infer_dense(model: LoadedModel, images: list) -> list[dict]:
+    """A dense network's background/track/shower scores at the active sites, plus its labels
+    and the truth of every pixel (``pixel_truth``/``pixel_label``, flattened) for evaluation."""
+    batch = dense_batch(images, model.adc_window, pad_to=2**model.depth, scale=model.feature_scale)
+    with torch.no_grad():
+        scores = torch.softmax(model.net(batch.image), dim=1)
+    labels = scores.argmax(1)
+    results = []
+    for b, image in enumerate(images):
+        h, w = image.shape
+        active = batch.image[b, 0, :h, :w] != 0
+        rows, cols = torch.nonzero(active, as_tuple=True)
+        s = scores[b, :, rows, cols].T.numpy()
+        results.append({"coords": torch.stack([rows, cols], 1).numpy().astype(np.int32), "scores": s,
+                        "label": s.argmax(1).astype(np.int8), "truth": batch.labels[b, rows, cols].numpy(),
+                        "pixel_truth": batch.labels[b, :h, :w].reshape(-1).numpy(),
+                        "pixel_label": labels[b, :h, :w].reshape(-1).numpy()})
+    return results
+
+
 def _two_class_scores(scores: np.ndarray) -> np.ndarray:
-    """(N, 5) class probabilities -> (N, 2) track/shower probabilities (sums of their classes)."""
+    """(N, 5) class probabilities -> (N, 2) track/shower probabilities (sums of their classes);
+    (N, 3) background/track/shower -> the track and shower columns (background is the rest)."""
+    if scores.shape[1] == len(DENSE_CLASS_NAMES):
+        return scores[:, 1:].astype(np.float32)
     out = np.zeros((scores.shape[0], 2), np.float32)
     for k, target in enumerate(SEMANTIC_TO_TWO_CLASS[: scores.shape[1]]):
         out[:, target] += scores[:, k]
     return out
+
+
+def _two_class_labels(label: np.ndarray, n_classes: int) -> np.ndarray:
+    """5-class labels -> track 0 / shower 1; dense labels -> the same, background -1."""
+    if n_classes == len(DENSE_CLASS_NAMES):
+        return (label.astype(np.int8) - 1).astype(np.int8)
+    return SEMANTIC_TO_TWO_CLASS[label]
 
 
 def _shard(text: str | None, events: int) -> range:
@@ -157,7 +204,7 @@ def predict(model_spec: str, input_path: str, out: str, plane: int | None = None
         labels, offsets, events = f["sites/label"][:], f["sites/offsets"][:], f["events/index"][:]
     for n, event in enumerate(events):
         values = labels[offsets[n] : offsets[n + 1]]
-        counts[int(event)] = {name: int((values == c).sum()) for c, name in enumerate(SEMANTIC_NAMES)}
+        counts[int(event)] = {name: int((values == c).sum()) for c, name in enumerate(model.classes)}
     return {"model": model.source, "input": input_path, "out": out, "shard": shard, "events": merged,
             "plane": model.plane, "class_counts": counts}
 
@@ -165,9 +212,8 @@ def predict(model_spec: str, input_path: str, out: str, plane: int | None = None
 SITE_FIELDS = ("coords", "scores", "label", "two_class_scores", "two_class_label")
 
 
-def _sites(results: list[dict], dim: int) -> dict[str, np.ndarray]:
+def _sites(results: list[dict], dim: int, n_classes: int) -> dict[str, np.ndarray]:
     """Per-site output arrays of some events, concatenated, with their offsets."""
-    n_classes = len(SEMANTIC_NAMES)
     if results:
         coords = np.concatenate([r["coords"] for r in results]).astype(np.int32)
         scores = np.concatenate([r["scores"] for r in results]).astype(np.float32)
@@ -176,7 +222,7 @@ def _sites(results: list[dict], dim: int) -> dict[str, np.ndarray]:
         coords, scores, label = np.zeros((0, dim), np.int32), np.zeros((0, n_classes), np.float32), np.zeros(0, np.int8)
     return {"coords": coords, "scores": scores.astype(np.float16), "label": label,
             "two_class_scores": _two_class_scores(scores).astype(np.float16),
-            "two_class_label": SEMANTIC_TO_TWO_CLASS[label],
+            "two_class_label": _two_class_labels(label, n_classes),
             "offsets": np.concatenate([[0], np.cumsum([len(r["label"]) for r in results])]).astype(np.int64)}
 
 
@@ -184,7 +230,7 @@ def _write_file(path: str | Path, events: np.ndarray, sites: dict[str, np.ndarra
     """The prediction file layout: events/index and per-site arrays with offsets per event."""
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = PREDICTION_FORMAT
-        f.attrs["classes"] = json.dumps(list(SEMANTIC_NAMES))
+        f.attrs["classes"] = json.dumps(list(model.classes))
         f.attrs["two_classes"] = json.dumps(list(TWO_CLASS_NAMES))
         f.attrs["model"] = model.source
         f.attrs["plane"] = -1 if model.plane is None else model.plane
@@ -194,7 +240,8 @@ def _write_file(path: str | Path, events: np.ndarray, sites: dict[str, np.ndarra
 
 
 def _write_predictions(path: Path, events: list[int], results: list[dict], model: LoadedModel) -> None:
-    _write_file(path, np.array(events), _sites(results, 2 if model.plane is not None else 3), model)
+    _write_file(path, np.array(events), _sites(results, 2 if model.plane is not None else 3, len(model.classes)),
+                model)
 
 
 def _merge(job: PartsJob, out: str, model: LoadedModel) -> int:
@@ -225,7 +272,7 @@ def evaluate(model_spec: str, input_path: str | None = None, sample: str | None 
     model = load_model(model_spec)
     if plane is not None:
         model.plane = plane
-    metrics = SegmentationMetrics()
+    metrics = model.metrics()
     if sample is not None:
         config = load_sample(sample)
         indices = range(events)
@@ -244,7 +291,11 @@ def evaluate(model_spec: str, input_path: str | None = None, sample: str | None 
         chunk.append(image(i))
         if len(chunk) == batch_size or i == indices[-1]:
             for img, result in zip(chunk, _infer(model, chunk, adc_scale), strict=True):
-                metrics.add(result["truth"], result["label"], result["coords"], img.shape)
+                if model.sparse:
+                    metrics.add(result["truth"], result["label"], result["coords"], img.shape)
+                else:
+                    grid = np.indices(img.shape).reshape(2, -1).T
+                    metrics.add(result["pixel_truth"], result["pixel_label"], grid, img.shape)
             bar.update(len(chunk))
             chunk = []
     bar.close()
@@ -254,7 +305,8 @@ def evaluate(model_spec: str, input_path: str | None = None, sample: str | None 
         from lartpcnet.viz.plots import plot_confusion
 
         Path(out).mkdir(parents=True, exist_ok=True)
-        plot_confusion(summary["confusion"], Path(out) / "confusion_5class.png", "5-class confusion")
+        plot_confusion(summary["confusion"], Path(out) / f"confusion_{len(model.classes)}class.png",
+                       f"{len(model.classes)}-class confusion")
         plot_confusion(summary["two_class_confusion"], Path(out) / "confusion_2class.png", "track/shower confusion")
     return summary
 

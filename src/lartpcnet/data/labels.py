@@ -29,6 +29,10 @@ ORIGIN_NAMES = ("background", "cosmic", "neutrino")
 BACKGROUND_ORIGIN, COSMIC, NEUTRINO = 0, 1, 2
 
 
+# classes of the dense MicroBooNE 2019 network: every pixel, background included
+DENSE_CLASS_NAMES = ("background", "track", "shower")
+
+
 def to_two_class(semantic: np.ndarray) -> np.ndarray:
     """HIP/MIP -> track (0); shower/delta/Michel -> shower (1)."""
     return SEMANTIC_TO_TWO_CLASS[np.asarray(semantic)]

@@ -26,7 +26,7 @@ from tqdm import tqdm
 import lartpcnet.data as data
 from lartpcnet.data.batching import dense_batch, sparse_batch
 from lartpcnet.data.event import Event, SparseImage
-from lartpcnet.data.labels import relabel_secondaries
+from lartpcnet.data.labels import DENSE_CLASS_NAMES, relabel_secondaries
 from lartpcnet.errors import DataError
 from lartpcnet.io_utils import atomic_path, atomic_write_text
 from lartpcnet.metrics.segmentation import SegmentationMetrics
@@ -114,14 +114,11 @@ def _schedule(config: TrainConfig):
     return lambda it: 1.0
 
 
-DENSE_CLASSES = ("background", "track", "shower")
-
-
 def validate(net, config: TrainConfig, images: list[SparseImage], device: torch.device) -> dict:
     """Metrics of the network on the validation images (eval mode, batches of ``batch_size``)."""
     depth = net.config.depth
     sparse_net = net.config.sparse
-    metrics = SegmentationMetrics() if sparse_net else SegmentationMetrics(DENSE_CLASSES, background=0)
+    metrics = SegmentationMetrics() if sparse_net else SegmentationMetrics(DENSE_CLASS_NAMES, background=0)
     net.eval()
     with torch.no_grad():
         for start in range(0, len(images), config.batch_size):
