@@ -144,9 +144,26 @@ def test_prediction_display(trained, tmp_path):
     loaded = inference.load_model(str(model))
     with data.open(events) as f:
         plane = f[0].planes[loaded.plane]
-    predicted = inference._infer(loaded, [plane])[0]["label"]
-    path = draw_prediction(plane, predicted, tmp_path / "p.png", "test", loaded.adc_window)
+    coords, predicted = inference.predict_image(loaded, plane)
+    path = draw_prediction(plane, coords, predicted, tmp_path / "p.png", "test")
     assert path.read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="not sites of this image"):
+        draw_prediction(plane, coords + 1000, predicted, tmp_path / "q.png", "test")
+
+
+def test_display_of_a_prediction_file_from_the_cli(trained, dense_trained, tmp_path, capsys):
+    for model in (trained[0], dense_trained[0]):
+        out = tmp_path / f"{model.parent.parent.parent.name}.h5"
+        inference.predict(str(model), str(trained[1]), str(out), progress=False)
+        picture = tmp_path / f"{out.stem}.png"
+        assert main(["display", str(trained[1]), "--event", "3", "--predictions", str(out), "--out",
+                     str(picture)]) == 0
+        assert picture.read_bytes()[:4] == b"\x89PNG"
+        pred = inference.read_predictions(out, 3)
+        assert len(pred["coords"]) == len(pred["label"]) > 0 and pred["plane"] == 2
+    capsys.readouterr()
+    assert main(["display", str(trained[1]), "--predictions", str(trained[1]), "--out", str(picture)]) == 2
+    assert "not a lartpcnet predict output" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")

@@ -53,7 +53,18 @@ def cmd_display(args: argparse.Namespace) -> int:
     with data.open(args.file) as reader:
         kind = reader.label_kind if isinstance(reader, Larcv3Events) else "semantic"
         event = reader[args.event]
-    path = draw_event(event, args.out, f"{Path(args.file).name}, event {args.event}", kind)
+    if args.predictions:
+        from lartpcnet.inference import read_predictions
+        from lartpcnet.viz.event_display import draw_prediction
+
+        pred = read_predictions(args.predictions, args.event)
+        image = event.voxels if pred["plane"] is None else event.planes[pred["plane"]]
+        where = "voxels" if pred["plane"] is None else f"plane {pred['plane']}"
+        path = draw_prediction(image, pred["coords"], pred["label"], args.out,
+                               f"{Path(args.file).name}, event {args.event}, {where}: {Path(pred['model']).name}",
+                               tuple(pred["classes"]))
+    else:
+        path = draw_event(event, args.out, f"{Path(args.file).name}, event {args.event}", kind)
     _emit({"file": args.file, "event": args.event, "out": str(path)}, args.json, f"wrote {path}")
     return 0
 
@@ -197,6 +208,8 @@ def build_parser() -> argparse.ArgumentParser:
     display.add_argument("file", help="path of the data file")
     display.add_argument("--event", type=int, default=0, help="event index (default 0)")
     display.add_argument("--out", required=True, help="image to write (.png, .pdf, .svg)")
+    display.add_argument("--predictions", help="output of lartpcnet predict on this file: show input, truth, "
+                         "prediction and mistakes")
     display.add_argument("--json", action="store_true", help="print one JSON object")
     display.set_defaults(func=cmd_display)
 

@@ -158,10 +158,9 @@ def main(argv: list[str] | None = None) -> int:
 
         with data.open(out / "particle_bomb.h5") as reader:
             plane = reader[0].planes[model.plane]
-        predicted = inference._infer(model, [plane])[0]["label"]
-        picture = draw_prediction(plane, predicted, out / "sparsessnet_event0.png",
-                                  "SparseSSNet (shipped weights) on a simulated particle-bomb crop, collection plane",
-                                  model.adc_window)
+        coords, predicted = inference.predict_image(model, plane)
+        picture = draw_prediction(plane, coords, predicted, out / "sparsessnet_event0.png",
+                                  "SparseSSNet (shipped weights) on a simulated particle-bomb crop, collection plane")
         print(f"display: {picture}")
 
     worst = max(r["max_abs_diff_vs_dense"] for r in rows)

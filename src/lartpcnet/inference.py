@@ -128,6 +128,12 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
     return results
 
 
+def predict_image(model: LoadedModel, image) -> tuple[np.ndarray, np.ndarray]:
+    """The sites of one image the network saw and its predicted class for each."""
+    result = _infer(model, [image])[0]
+    return result["coords"], result["label"]
+
+
 def _infer_dense(model: LoadedModel, images: list) -> list[dict]:
     """A dense network's background/track/shower scores at the active sites, plus its labels
     and the truth of every pixel (``pixel_truth``/``pixel_label``, flattened) for evaluation."""
@@ -259,6 +265,27 @@ def _merge(job: PartsJob, out: str, model: LoadedModel) -> int:
     _write_file(out, np.concatenate(events), sites, model)
     job.cleanup()
     return int(sum(len(e) for e in events))
+
+
+def read_predictions(path: str | Path, event: int) -> dict:
+    """One event's predictions from a ``lartpcnet predict`` file: coords, label, scores, classes, plane."""
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"cannot be opened as HDF5 ({err})", file=str(path)) from err
+    with f:
+        if f.attrs.get("format") != PREDICTION_FORMAT:
+            raise DataError("is not a lartpcnet predict output", file=str(path), field="format")
+        index = f["events/index"][:]
+        rows = np.nonzero(index == event)[0]
+        if len(rows) == 0:
+            raise DataError(f"has no predictions for this event (it holds {len(index)} events)", file=str(path),
+                            event=event)
+        lo, hi = f["sites/offsets"][rows[0]], f["sites/offsets"][rows[0] + 1]
+        plane = int(f.attrs["plane"])
+        return {"coords": f["sites/coords"][lo:hi], "label": f["sites/label"][lo:hi],
+                "scores": f["sites/scores"][lo:hi].astype(np.float32), "classes": json.loads(f.attrs["classes"]),
+                "plane": None if plane < 0 else plane, "model": str(f.attrs["model"])}
 
 
 def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,

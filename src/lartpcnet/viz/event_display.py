@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from lartpcnet.data.event import Event, SparseImage
-from lartpcnet.data.labels import ORIGIN_NAMES, SEMANTIC_NAMES
+from lartpcnet.data.labels import DENSE_CLASS_NAMES, ORIGIN_NAMES, SEMANTIC_NAMES, SEMANTIC_TO_TWO_CLASS
 from lartpcnet.viz.plots import save_figure
 
 CLASS_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
@@ -103,42 +103,85 @@ def _plane_axes(ax, shape: tuple[int, ...]) -> None:
     ax.set_ylabel("tick")
 
 
-def draw_prediction(image: SparseImage, predicted: np.ndarray, path: str | Path, title: str,
-                    window: tuple[float, float] | None = (10.0, 300.0)) -> Path:
-    """One plane: charge, truth classes, predicted classes and the mistakes, side by side.
+def _matching_sites(image: SparseImage, coords: np.ndarray) -> np.ndarray:
+    """For each row of ``coords``, the index of the same site in ``image`` (every one must be there)."""
+    shape = np.asarray(image.shape, np.int64)
 
-    ``predicted`` holds a class per site of ``image`` that passed the network's ADC ``window``
-    (the order of ``lartpcnet.data.batching.sparse_batch``)."""
+    def linear(c):
+        return np.ravel_multi_index(np.asarray(c, np.int64).T, shape) if len(c) else np.zeros(0, np.int64)
+
+    coords = np.asarray(coords, np.int64).reshape(-1, len(shape))
+    inside = ((coords >= 0) & (coords < shape)).all(axis=1)
+    keys = linear(image.coords)
+    order = np.argsort(keys, kind="stable")
+    wanted = linear(np.where(inside[:, None], coords, 0))
+    at = np.searchsorted(keys[order], wanted)
+    found = inside & (at < len(keys)) & (keys[order][np.minimum(at, len(keys) - 1)] == wanted)
+    if not found.all():
+        raise ValueError(f"{int((~found).sum())} predicted sites are not sites of this image: "
+                         "are the predictions from this file, event and plane?")
+    return order[at]
+
+
+def _truth_in(classes: tuple[str, ...], semantic: np.ndarray) -> np.ndarray:
+    """Truth in the network's classes: 5-class semantic as is, or background/track/shower."""
+    if tuple(classes) == DENSE_CLASS_NAMES:
+        return np.where(semantic >= 0, SEMANTIC_TO_TWO_CLASS[np.clip(semantic, 0, None)] + 1, 0)
+    return semantic
+
+
+def draw_prediction(image: SparseImage, coords: np.ndarray, predicted: np.ndarray, path: str | Path, title: str,
+                    classes: tuple[str, ...] = SEMANTIC_NAMES) -> Path:
+    """Input, truth, prediction and mistakes side by side, at the predicted sites ``coords`` of
+    ``image`` (a wire plane, or a voxel volume shown projected along its last axis)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
+    from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
 
-    keep = np.ones(len(image), bool) if window is None else (image.values >= window[0]) & (image.values <= window[1])
-    shown = image.select(keep)
-    names, cmap, norm, lowest = _class_style("semantic")
+    shown = image.select(np.isin(np.arange(len(image)), _matching_sites(image, coords)))
+    in_site_order = np.empty(len(shown), np.int64)
+    in_site_order[_matching_sites(shown, coords)] = predicted
+    predicted = in_site_order
+    truth = _truth_in(classes, shown.semantic)
+    names, colours, lowest = ("noise", *classes), (NOISE_COLOUR, *CLASS_COLOURS[: len(classes)]), -1
+    if tuple(classes) == DENSE_CLASS_NAMES:
+        names, colours, lowest = classes, ("#b0b0b0", CLASS_COLOURS[1], CLASS_COLOURS[2]), 0
+    cmap = ListedColormap(colours)
+    norm = BoundaryNorm(np.arange(lowest, lowest + len(names) + 1) - 0.5, len(names))
+    flat = shown
+    if len(image.shape) == 3:  # project the volume along its last axis
+        flat = SparseImage(shown.coords[:, :2], shown.values, shown.semantic, shown.instance, shown.interaction,
+                           shown.origin, image.shape[:2])
     fig, axes = plt.subplots(1, 4, figsize=(22, 5.2))
     values = np.clip(shown.values, 1e-3, None)
-    colour_scale = LogNorm(vmin=max(values.min(), 1), vmax=values.max())
-    art = _scatter_plane(axes[0], shown, values, cmap="viridis", norm=colour_scale)
-    fig.colorbar(art, ax=axes[0], label="charge [ADC]", pad=0.01)
-    axes[0].set_title(f"input: {len(shown)} pixels in the ADC window", fontsize=9)
-    for ax, labels, what in ((axes[1], shown.semantic, "truth"), (axes[2], predicted, "prediction")):
-        art = _scatter_plane(ax, shown, labels, cmap=cmap, norm=norm)
+    unit = "charge [ADC]" if len(image.shape) == 2 else "energy [MeV]"
+    vmin = float(values.min()) if len(values) else 1.0
+    vmin = max(vmin, 1.0) if len(image.shape) == 2 else vmin
+    colour_scale = LogNorm(vmin=vmin, vmax=max(float(values.max()) if len(values) else 2.0, vmin * 2))
+    art = _scatter_plane(axes[0], flat, values, cmap="viridis", norm=colour_scale)
+    fig.colorbar(art, ax=axes[0], label=unit, pad=0.01)
+    axes[0].set_title(f"input: {len(shown)} sites the network saw", fontsize=9)
+    for ax, labels, what in ((axes[1], truth, "truth"), (axes[2], predicted, "prediction")):
+        art = _scatter_plane(ax, flat, labels, cmap=cmap, norm=norm)
         bar = fig.colorbar(art, ax=ax, ticks=range(lowest, lowest + len(names)), pad=0.01)
         bar.ax.set_yticklabels(names, fontsize=7)
         ax.set_title(what, fontsize=9)
     labelled = shown.semantic >= 0
-    wrong = labelled & (predicted != shown.semantic)
-    axes[3].scatter(shown.coords[labelled & ~wrong, 1], shown.coords[labelled & ~wrong, 0], s=0.5, c="#c8c8c8",
-                    marker="s", linewidths=0, rasterized=True, label="right")
-    axes[3].scatter(shown.coords[wrong, 1], shown.coords[wrong, 0], s=3, c="#d62728", marker="s", linewidths=0,
-                    rasterized=True, label="wrong")
+    wrong = labelled & (predicted != truth)
+    c = flat.coords
+    axes[3].scatter(c[labelled & ~wrong, 1], c[labelled & ~wrong, 0], s=0.5, c="#c8c8c8", marker="s", linewidths=0,
+                    rasterized=True, label="right")
+    axes[3].scatter(c[wrong, 1], c[wrong, 0], s=3, c="#d62728", marker="s", linewidths=0, rasterized=True,
+                    label="wrong")
     accuracy = 1 - wrong.sum() / max(labelled.sum(), 1)
     axes[3].set_title(f"mistakes: {int(wrong.sum())} of {int(labelled.sum())} ({100 * accuracy:.1f}% right)",
                       fontsize=9)
     axes[3].legend(fontsize=8, markerscale=4, loc="upper right")
     for ax in axes:
-        _plane_axes(ax, image.shape)
+        _plane_axes(ax, image.shape[:2])
+        if len(image.shape) == 3:
+            ax.set_xlabel("y voxel")
+            ax.set_ylabel("x voxel")
     return save_figure(fig, path, dpi=100, title=title)
