@@ -27,3 +27,13 @@ def test_sparsessnet_config_is_the_papers_network():
     net, loss = build(config.model.name, config.model.network, config.model.loss)
     assert net.config.depth == 5 and net.config.filters == 32 and net.config.classes == 5
     assert loss.weighting == "sparsessnet" and config.data.adc_window == (10, 300)
+
+
+def test_sparsessnet_levels_and_microboone_2019_bottleneck():
+    root = Path(__file__).parents[1] / "configs"
+    sparse = load_config(root / "sparsessnet_uboone.yaml")
+    net, _ = build(sparse.model.name, sparse.model.network)
+    assert net.config.planes() == [32, 64, 96, 128, 160]  # mlreco's num_strides 5
+    dense = load_config(root / "uresnet_uboone2019.yaml")
+    net, _ = build(dense.model.name, dense.model.network)
+    assert net.config.planes()[-1] == 1024 and 512 // net.config.stride == 16  # (16, 16, 1024)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lartpcnet.models.uresnet import UResNet, copy_sparse_to_dense
-from lartpcnet.sparse import SparseTensor
+from lartpcnet.sparse import SparseTensor, StridedConv, TransposedConv
 
 
 @pytest.mark.parametrize("dim,shape", [(2, (16, 24)), (3, (8, 8, 16))])
@@ -42,7 +42,12 @@ def test_sparse_output_sites_are_the_input_sites_and_empty_events_work():
     assert net(empty).feats.shape == (0, 5)
 
 
-def test_filter_growth():
-    assert UResNet(depth=5, filters=32).config.planes() == [32, 64, 96, 128, 160, 192]
-    assert UResNet(depth=3, filters=16, growth="doubling").config.planes() == [16, 32, 64, 128]
-    assert UResNet(depth=5).padded_shape((1008, 3456)) == (1024, 3456)
+def test_depth_counts_levels_and_filters_grow():
+    # SparseSSNet's "depth 5, 32 filters" (mlreco num_strides 5): five levels, four down-samplings
+    net = UResNet(depth=5, filters=32)
+    assert net.config.planes() == [32, 64, 96, 128, 160]
+    assert sum(isinstance(m, StridedConv) for m in net.modules()) == 4
+    assert sum(isinstance(m, TransposedConv) for m in net.modules()) == 4
+    assert UResNet(depth=3, filters=16, growth="doubling").config.planes() == [16, 32, 64]
+    assert UResNet(depth=6).padded_shape((1008, 3456)) == (1024, 3456)
+    assert UResNet(depth=5).padded_shape((1000, 3456)) == (1008, 3456)

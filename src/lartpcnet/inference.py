@@ -44,10 +44,6 @@ class LoadedModel:
     source: str
 
     @property
-    def depth(self) -> int:
-        return self.net.config.depth
-
-    @property
     def sparse(self) -> bool:
         return bool(self.net.config.sparse)
 
@@ -113,7 +109,7 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
         images = [im.select(np.ones(len(im), bool), im.values * adc_scale) for im in images]
     if not model.sparse:
         return _infer_dense(model, images)
-    batch = sparse_batch(images, model.adc_window, pad_to=2**model.depth, scale=model.feature_scale)
+    batch = sparse_batch(images, model.adc_window, pad_to=model.net.config.stride, scale=model.feature_scale)
     with torch.no_grad():
         out = model.net(batch.tensor)
     scores = torch.softmax(out.feats, dim=1)
@@ -137,7 +133,7 @@ def predict_image(model: LoadedModel, image) -> tuple[np.ndarray, np.ndarray]:
 def _infer_dense(model: LoadedModel, images: list) -> list[dict]:
     """A dense network's background/track/shower scores at the active sites, plus its labels
     and the truth of every pixel (``pixel_truth``/``pixel_label``, flattened) for evaluation."""
-    batch = dense_batch(images, model.adc_window, pad_to=2**model.depth, scale=model.feature_scale)
+    batch = dense_batch(images, model.adc_window, pad_to=model.net.config.stride, scale=model.feature_scale)
     with torch.no_grad():
         scores = torch.softmax(model.net(batch.image), dim=1)
     labels = scores.argmax(1)

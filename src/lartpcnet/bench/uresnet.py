@@ -53,7 +53,7 @@ def _inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC
 
     def run() -> None:
         with torch.no_grad():
-            net(sparse_batch(images, window, pad_to=2**net.config.depth, scale=scale).tensor)
+            net(sparse_batch(images, window, pad_to=net.config.stride, scale=scale).tensor)
 
     return measure(run, repeats, memory_from_start=True)
 
@@ -61,7 +61,7 @@ def _inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC
 def _dense_inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC) -> dict:
     """The dense network on the zero-filled images holding the same inputs as the sparse one."""
     net.eval()
-    batch = sparse_batch(images, inputs[0], pad_to=2**net.config.depth, scale=inputs[1])
+    batch = sparse_batch(images, inputs[0], pad_to=net.config.stride, scale=inputs[1])
     dense = batch.tensor.to_dense()
 
     def run() -> None:

@@ -6,7 +6,10 @@ tests/test_uresnet.py checks). A level is::
 
     residual blocks -> [down: strided conv -> deeper level -> up: transposed conv] -> concat -> residual blocks
 
-Depth is the number of down-samplings. Filters grow linearly with depth (sparse, Domine & Terao)
+Depth is the number of resolution levels, as in the code behind the papers (mlreco's and SPINE's
+``num_strides``/``depth``): the published "depth 5, 32 filters" networks have levels of 32, 64, 96,
+128 and 160 filters and 4 down-samplings. (Domine & Terao's text counts the down-samplings, but
+their figures come from that code.) Filters grow linearly with depth (sparse, Domine & Terao)
 or double (dense). Each residual block is two 3x3 convs with batch norm and (leaky) ReLU plus a
 skip connection (a 1x1 conv where the channel count changes).
 """
@@ -29,7 +32,7 @@ class UResNetConfig(BaseModel):
     dim: Literal[2, 3] = 2
     in_channels: int = Field(1, ge=1)
     classes: int = Field(5, ge=2)
-    depth: int = Field(5, ge=0, le=8)
+    depth: int = Field(5, ge=1, le=9)  # resolution levels; depth - 1 down-samplings
     filters: int = Field(32, ge=1)
     growth: Literal["linear", "doubling"] = "linear"
     reps: int = Field(2, ge=1)
@@ -38,8 +41,13 @@ class UResNetConfig(BaseModel):
 
     def planes(self) -> list[int]:
         if self.growth == "linear":
-            return [self.filters * (k + 1) for k in range(self.depth + 1)]
-        return [self.filters * 2**k for k in range(self.depth + 1)]
+            return [self.filters * (k + 1) for k in range(self.depth)]
+        return [self.filters * 2**k for k in range(self.depth)]
+
+    @property
+    def stride(self) -> int:
+        """The deepest level's stride: spatial sizes must be (or are padded to) multiples of it."""
+        return 2 ** (self.depth - 1)
 
 
 class _SparseOps:
@@ -157,7 +165,7 @@ class UResNet(nn.Module):
     """Input conv -> U-Net levels -> BN, act -> per-site class scores (logits).
 
     Sparse models take and return a :class:`lartpcnet.sparse.SparseTensor`; dense models a
-    ``(B, C, *spatial)`` tensor. Spatial sizes must divide by 2**depth (see ``padded_shape``).
+    ``(B, C, *spatial)`` tensor. Spatial sizes must divide by 2**(depth - 1) (see ``padded_shape``).
     """
 
     def __init__(self, config: UResNetConfig | None = None, **overrides) -> None:
@@ -174,8 +182,8 @@ class UResNet(nn.Module):
         return self.head(self.unet(self.stem(x)))
 
     def padded_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
-        """``shape`` rounded up to a multiple of 2**depth (free for sparse tensors)."""
-        step = 2**self.config.depth
+        """``shape`` rounded up to a multiple of the deepest stride (free for sparse tensors)."""
+        step = self.config.stride
         return tuple(-(-s // step) * step for s in shape)
 
 

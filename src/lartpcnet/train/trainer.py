@@ -116,7 +116,7 @@ def _schedule(config: TrainConfig):
 
 def validate(net, config: TrainConfig, images: list[SparseImage], device: torch.device) -> dict:
     """Metrics of the network on the validation images (eval mode, batches of ``batch_size``)."""
-    depth = net.config.depth
+    stride = net.config.stride
     sparse_net = net.config.sparse
     metrics = SegmentationMetrics() if sparse_net else SegmentationMetrics(DENSE_CLASS_NAMES, background=0)
     net.eval()
@@ -124,14 +124,14 @@ def validate(net, config: TrainConfig, images: list[SparseImage], device: torch.
         for start in range(0, len(images), config.batch_size):
             chunk = images[start : start + config.batch_size]
             if not sparse_net:
-                dense = dense_batch(chunk, config.data.adc_window, pad_to=2**depth, scale=config.data.feature_scale)
+                dense = dense_batch(chunk, config.data.adc_window, pad_to=stride, scale=config.data.feature_scale)
                 predicted = net(dense.image.to(device)).argmax(1).cpu()
                 for b, image in enumerate(chunk):
                     h, w = image.shape
                     truth, pred = dense.labels[b, :h, :w], predicted[b, :h, :w]
                     metrics.add(truth.reshape(-1).numpy(), pred.reshape(-1).numpy())
                 continue
-            batch = sparse_batch(chunk, config.data.adc_window, pad_to=2**depth, scale=config.data.feature_scale)
+            batch = sparse_batch(chunk, config.data.adc_window, pad_to=stride, scale=config.data.feature_scale)
             predicted = net(batch.tensor.to(device)).feats.argmax(1).cpu()
             rows = batch.tensor.coords[:, 0]
             for b, image in enumerate(chunk):
@@ -162,7 +162,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     torch.manual_seed(config.seed)
     net, loss_fn = build(config.model.name, config.model.network, config.model.loss)
     net.to(device)
-    depth = net.config.depth
+    stride = net.config.stride
     optimiser_cls = torch.optim.Adam if config.optimizer.name == "adam" else torch.optim.RMSprop
     optimiser = optimiser_cls(net.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config))
@@ -207,12 +207,12 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
             images = next(loader)
             with torch.autocast(device.type, enabled=use_amp):
                 if net.config.sparse:
-                    batch = sparse_batch(images, config.data.adc_window, pad_to=2**depth,
+                    batch = sparse_batch(images, config.data.adc_window, pad_to=stride,
                                          scale=config.data.feature_scale)
                     loss = loss_fn(model(batch.tensor.to(device)), batch.semantic.to(device),
                                    batch.instance.to(device))
                 else:
-                    dense = dense_batch(images, config.data.adc_window, pad_to=2**depth,
+                    dense = dense_batch(images, config.data.adc_window, pad_to=stride,
                                         scale=config.data.feature_scale)
                     loss = loss_fn.dense(model(dense.image.to(device)), dense.labels.to(device),
                                          dense.instance.to(device), dense.vertex.to(device))
