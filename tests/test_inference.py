@@ -215,3 +215,17 @@ def test_dense_evaluation_counts_every_pixel_like_validation(dense_trained, tmp_
     assert np.array_equal(confusion, np.array(validation["confusion"]["matrix"]))
     assert summary["icpf_mean"] == pytest.approx(validation["icpf_mean"])
     assert (tmp_path / "confusion_3class.png").exists()
+
+
+def test_bf16_inference_agrees_with_fp32_and_is_recorded(trained, tmp_path):
+    model, events = trained
+    fp32 = inference.evaluate(str(model), input_path=str(events), progress=False)
+    bf16 = inference.evaluate(str(model), input_path=str(events), progress=False, precision="bf16")
+    assert fp32["precision"] == "fp32" and bf16["precision"] == "bf16"
+    a = read(inference.predict(str(model), str(events), str(tmp_path / "a.h5"), progress=False)["out"])
+    b = read(inference.predict(str(model), str(events), str(tmp_path / "b.h5"), progress=False,
+                               precision="bf16")["out"])
+    assert np.array_equal(a["sites/coords"], b["sites/coords"])
+    np.testing.assert_allclose(b["sites/scores"].astype(np.float32), a["sites/scores"].astype(np.float32), atol=0.05)
+    with pytest.raises(ValueError, match="precision must be one of"):
+        inference.load_model(str(model), precision="fp8")

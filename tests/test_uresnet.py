@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from lartpcnet.models.uresnet import UResNet, copy_sparse_to_dense
-from lartpcnet.sparse import SparseTensor, StridedConv, TransposedConv
+from lartpcnet.sparse import SparseTensor, StridedConv, TransposedConv, fold_batchnorm
 
 
 @pytest.mark.parametrize("dim,shape", [(2, (16, 24)), (3, (8, 8, 16))])
@@ -51,3 +51,27 @@ def test_depth_counts_levels_and_filters_grow():
     assert UResNet(depth=3, filters=16, growth="doubling").config.planes() == [16, 32, 64]
     assert UResNet(depth=6).padded_shape((1008, 3456)) == (1024, 3456)
     assert UResNet(depth=5).padded_shape((1000, 3456)) == (1008, 3456)
+
+
+@pytest.mark.parametrize("sparse_net", [True, False])
+def test_folded_batchnorm_predicts_like_the_network(sparse_net):
+    torch.manual_seed(3)
+    net = UResNet(dim=2, depth=3, filters=8, classes=5, sparse=sparse_net)
+    for m in net.modules():  # trained-looking statistics, not the identity ones of a fresh net
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.uniform_(-1, 1)
+            m.running_var.uniform_(0.5, 2)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.uniform_(-0.5, 0.5)
+    net.eval()
+    folded = fold_batchnorm(net)
+    norms = [m for m in folded.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    assert len(norms) == 2 + 2 + 1  # only those before a down, an up or the head remain
+    coords = torch.tensor([[0, r, c] for r in range(16) for c in range(16) if (r * 7 + c * 3) % 5 < 2])
+    x = SparseTensor(coords, torch.rand(len(coords), 1), (16, 16), batch_size=1)
+    with torch.no_grad():
+        if sparse_net:
+            expected, got = net(x).feats, folded(x).feats
+        else:
+            expected, got = net(x.to_dense()), folded(x.to_dense())
+    torch.testing.assert_close(got, expected, atol=1e-5, rtol=1e-5)

@@ -114,7 +114,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from lartpcnet.inference import predict
 
     summary = predict(args.model, args.input, args.out, plane=args.plane, shard=args.shard,
-                      batch_size=args.batch_size, progress=not args.no_progress)
+                      batch_size=args.batch_size, progress=not args.no_progress, precision=args.precision)
     _emit(summary, args.json, f"wrote predictions for {summary['events']} events to {summary['out']}")
     return 0
 
@@ -144,7 +144,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise ValueError("give one of --in FILE or --sample NAME (or --table / --scale-curve)")
 
     summary = evaluate(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
-                       plane=args.plane, out=args.out, batch_size=args.batch_size, progress=not args.no_progress)
+                       plane=args.plane, out=args.out, batch_size=args.batch_size, progress=not args.no_progress,
+                       precision=args.precision)
     lines = [f"{summary['images']} images; non-zero accuracy {summary['nonzero_accuracy']}; "
              f"two-class accuracy {summary['two_class_accuracy']}; ICPF mean {summary['icpf_mean']}, "
              f"90% {summary['icpf_q90']}"]
@@ -238,6 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--plane", type=int, default=None, help="wire plane (default: the model's)")
     predict.add_argument("--shard", default=None, metavar="K/N", help="only events K, K+N, K+2N, ... (grid jobs)")
     predict.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
+    predict.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                         help="bf16 is faster on CPUs with bf16 units and changes a few labels (see README)")
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(func=cmd_predict)
@@ -256,6 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--plane", type=int, default=None, help="wire plane (default: the model's)")
     evaluate.add_argument("--out", default=None, help="folder for confusion-matrix plots")
     evaluate.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
+    evaluate.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -72,7 +72,8 @@ class _SparseOps:
         return sparse.BatchNorm(c)
 
     def act(self) -> nn.Module:
-        return sparse.LeakyReLU(self.leaky) if self.leaky else sparse.ReLU()
+        # in place: every activation follows a BN, conv or sum whose output nothing else reads
+        return sparse.LeakyReLU(self.leaky, inplace=True) if self.leaky else sparse.ReLU(inplace=True)
 
     def head(self, cin: int, cout: int) -> nn.Module:
         return sparse.Linear(cin, cout)
@@ -111,7 +112,7 @@ class _DenseOps:
         return self._norm(c)
 
     def act(self) -> nn.Module:
-        return nn.LeakyReLU(self.leaky) if self.leaky else nn.ReLU()
+        return nn.LeakyReLU(self.leaky, inplace=True) if self.leaky else nn.ReLU(inplace=True)
 
     def head(self, cin: int, cout: int) -> nn.Module:
         return self._conv(cin, cout, 1)

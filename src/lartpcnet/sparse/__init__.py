@@ -4,6 +4,7 @@ Pure torch; runs on CPU and GPU. Checked against dense convolution in the test s
 """
 
 from lartpcnet.sparse.backend import set_backend
+from lartpcnet.sparse.fuse import fold_batchnorm
 from lartpcnet.sparse.kmap import KernelMap, kernel_offsets
 from lartpcnet.sparse.modules import (
     Add,
@@ -38,6 +39,7 @@ __all__ = [
     "TransposedConv",
     "add",
     "cat",
+    "fold_batchnorm",
     "kernel_offsets",
     "set_backend",
 ]

@@ -21,8 +21,9 @@ from lartpcnet.sparse.kmap import KernelMap
 _CSR_DTYPES = (torch.float32, torch.float64)
 
 
-def sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:
-    """``out[o] = sum over pairs (i, o, k) of feats[i] @ weight[k]`` (a cross-correlation).
+def sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap,
+                bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``out[o] = bias + sum over pairs (i, o, k) of feats[i] @ weight[k]`` (a cross-correlation).
 
     Under autocast (GPU fp16/bf16) the inputs are cast to the autocast dtype first and the
     products run with autocast off, so every partial sum has one dtype.
@@ -31,9 +32,10 @@ def sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> t
     if torch.is_autocast_enabled(device_type):
         dtype = torch.get_autocast_dtype(device_type)
         feats, weight = feats.to(dtype), weight.to(dtype)
+        bias = None if bias is None else bias.to(dtype)
         with torch.autocast(device_type, enabled=False):
-            return _SparseConv.apply(feats, weight, kmap)
-    return _SparseConv.apply(feats, weight, kmap)
+            return _SparseConv.apply(feats, weight, kmap, bias)
+    return _SparseConv.apply(feats, weight, kmap, bias)
 
 
 def _scatter_add(target: torch.Tensor, kmap: KernelMap, side: str, rows: torch.Tensor) -> torch.Tensor:
@@ -47,20 +49,25 @@ def _scatter_add(target: torch.Tensor, kmap: KernelMap, side: str, rows: torch.T
 
 class _SparseConv(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap,  # type: ignore[override]
+                bias: torch.Tensor | None) -> torch.Tensor:
         # unbind gives views; indexing weight[k] inside autograd would zero-fill a full-size
         # gradient once per offset.
         weights = weight.unbind(0)
-        if kmap.identity is not None:
-            out = torch.mm(feats, weights[kmap.identity])
-        else:
+        if kmap.identity is not None:  # the centre offset pairs every site with itself: one plain (add)mm
+            out = torch.mm(feats, weights[kmap.identity]) if bias is None else torch.addmm(bias, feats,
+                                                                                           weights[kmap.identity])
+        elif bias is None:
             out = feats.new_zeros((kmap.n_out, weight.shape[2]))
+        else:
+            out = bias.expand(kmap.n_out, weight.shape[2]).contiguous()
         products = feats.new_empty((kmap.total_pairs, weight.shape[2]))
         for k, start, stop in kmap.segments:
             torch.mm(feats.index_select(0, kmap.in_idx[k]), weights[k], out=products[start:stop])
         out = _scatter_add(out, kmap, "out", products)
         ctx.save_for_backward(feats, weight)
         ctx.kmap = kmap
+        ctx.has_bias = bias is not None
         return out
 
     @staticmethod
@@ -90,4 +97,5 @@ class _SparseConv(torch.autograd.Function):
                 torch.mm(feats.index_select(0, kmap.in_idx[k]).t(), grad_rows, out=grad_weight[k])
         if need_feats:
             grad_feats = _scatter_add(grad_feats, kmap, "in", products)
-        return grad_feats, grad_weight, None
+        grad_bias = grad_out.sum(0) if ctx.has_bias and ctx.needs_input_grad[3] else None
+        return grad_feats, grad_weight, None, grad_bias

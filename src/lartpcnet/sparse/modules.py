@@ -54,8 +54,7 @@ class _SparseConv(nn.Module):
             )
 
     def _apply_map(self, x: SparseTensor, kmap: KernelMap) -> torch.Tensor:
-        out = sparse_conv(x.feats, self.weight, kmap)
-        return out if self.bias is None else out + self.bias.to(out.dtype)
+        return sparse_conv(x.feats, self.weight, kmap, self.bias)
 
     def extra_repr(self) -> str:
         return (
