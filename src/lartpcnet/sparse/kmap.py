@@ -216,7 +216,10 @@ def submanifold_map(cache: dict, level: tuple, kernel_size: int) -> KernelMap:
     in_idx: list[torch.Tensor | None] = [None] * num
     out_idx: list[torch.Tensor | None] = [None] * num
     if n:
-        index = site_index(cache, level, kernel_size // 2)
+        # not cached: the map is, and the 2D lookup table (14 MB for a MicroBooNE plane) would
+        # otherwise stay alive for the whole forward pass
+        coords, shape, batch = cache[("coords", level)]
+        index = SiteIndex(coords, shape, batch, kernel_size // 2)
         deltas = _offset_deltas(offsets, shape, index.pad)
         for k in range(centre):
             rows_in, rows_out = index.neighbour_pairs(deltas[k])
