@@ -1,0 +1,1 @@
+"""Downstream reconstruction on network output: Michel electrons (and, later, event selections)."""

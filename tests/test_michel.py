@@ -1,0 +1,111 @@
+"""Michel reconstruction: the attachment/edge logic on constructed events and the metrics."""
+
+import numpy as np
+import pytest
+
+from lartpcnet.data.labels import MICHEL, MIP
+from lartpcnet.reco.michel import MichelConfig, find_candidates, metrics, reconstruct_event
+
+
+def line(start, direction, n):
+    return np.asarray(start) + np.outer(np.arange(n), direction)
+
+
+def tube(start, direction, n, width):
+    """A straight track ``width`` sites thick across its direction (as deposits spread in the
+    detector), so that DBSCAN's min_samples finds core sites on it."""
+    dim = len(start)
+    across = [a for a in np.eye(dim, dtype=int) if not np.any(a * np.asarray(direction))]
+    offsets = [np.zeros(dim, int)]
+    for axis in across[:1] if dim == 2 else across:
+        offsets = [o + k * axis for o in offsets for k in range(width)]
+    return np.concatenate([line(np.asarray(start) + o, direction, n) for o in offsets])
+
+
+def muon_with(michel_start, dim=3):
+    """A 100-site-long muon along x and a 20-site-long Michel electron at a right angle."""
+    x = [1, 0, 0][:dim]
+    y = [0, 1, 0][:dim]
+    track = tube([100, 100, 100][:dim], x, 100, 3 if dim == 2 else 2)
+    michel = tube(michel_start, y, 20, 2)
+    coords = np.concatenate([track, michel]).astype(np.int64)
+    labels = np.concatenate([np.full(len(track), MIP), np.full(len(michel), MICHEL)])
+    return coords, labels
+
+
+@pytest.mark.parametrize("dim", [2, 3])
+def test_only_the_michel_at_the_end_of_the_track_is_accepted(dim):
+    top = 103 if dim == 2 else 102  # the first row above the muon
+    end = [200, top, 100][:dim]  # one site past the muon's last column, touching it diagonally
+    middle = [150, top, 100][:dim]
+    detached = [215, top, 100][:dim]
+    for start, accepted in ((end, True), (middle, False), (detached, False)):
+        coords, labels = muon_with(start, dim)
+        found = find_candidates(coords, labels)
+        assert len(found) == 1
+        assert found[0]["accepted"] is accepted, (start, found[0])
+    # the middle one is attached but not at an edge; the far one is not attached
+    mid = find_candidates(*muon_with(middle, dim))[0]
+    far = find_candidates(*muon_with(detached, dim))[0]
+    assert mid["attached"] and not mid["edge"] and not far["attached"]
+    assert far["distance"] == pytest.approx(np.hypot(215 - 199, 1))
+
+
+def test_parameters_change_the_decision():
+    coords, labels = muon_with([203, 102, 100])  # a 4-site gap: attached only with a looser distance
+    assert not find_candidates(coords, labels)[0]["accepted"]
+    assert find_candidates(coords, labels, MichelConfig(attach_distance=5.0))[0]["accepted"]
+    # too few Michel sites for DBSCAN's min_samples: no cluster at all
+    assert find_candidates(coords, labels, MichelConfig(michel_min_samples=30)) == []
+
+
+def test_empty_and_michel_only_events():
+    assert find_candidates(np.zeros((0, 3)), np.zeros(0, np.int64)) == []
+    coords = tube([0, 0, 0], [1, 0, 0], 20, 2)
+    only = find_candidates(coords, np.full(len(coords), MICHEL))
+    assert len(only) == 1 and not only[0]["attached"] and only[0]["mip_pixels"] == 0
+
+
+def test_matching_and_per_candidate_truth():
+    coords, predicted = muon_with([200, 102, 100])
+    n_michel = int((predicted == MICHEL).sum())  # 80 sites: 20 long, 2 x 2 thick
+    semantic = predicted.copy()
+    instance = np.where(predicted == MICHEL, 7, 1)
+    semantic[-5:] = MIP  # the network over-reaches: 5 true-MIP sites called Michel
+    values = np.ones(len(coords), np.float32)
+    rows, true_rows, sites = reconstruct_event(0, coords, predicted, values, semantic, instance, {7: 30.0})
+    (row,) = rows
+    assert row[8] == 7 and row[9] == n_michel - 5 and row[10] == n_michel - 5  # matched id, overlap, true size
+    assert row[12] == pytest.approx(30.0) and len(sites[0]) == n_michel
+    assert true_rows == [(0, 7, n_michel - 5, float(n_michel - 5), 30.0, True, True)]
+
+
+def table(rows, dtype):
+    return np.array(rows, dtype=dtype)
+
+
+def test_metrics_on_hand_made_matches():
+    from lartpcnet.reco.michel import CANDIDATE_DTYPE, TRUE_DTYPE
+
+    def cand(pixels, matched, overlap, true_pixels, accepted=True):
+        return (0, pixels, 1.0, True, accepted, accepted, 1.0, 50, matched, overlap, true_pixels, 1.0, 30.0, 0.0)
+
+    candidates = table([
+        cand(20, 1, 20, 20),  # perfect
+        cand(20, 2, 10, 40),  # a quarter of a big true cluster, half pure
+        cand(8, 3, 8, 8),  # small: removed by the quality cut
+        cand(12, -1, 0, 0),  # fake
+        cand(30, 4, 30, 30, accepted=False),  # rejected by attachment/edge: not counted
+    ], CANDIDATE_DTYPE)
+    truth = table([(0, 1, 20, 1, 30, True, True), (0, 2, 40, 1, 30, True, True), (0, 3, 8, 1, 30, True, False),
+                   (0, 4, 30, 1, 30, False, False), (0, 5, 15, 1, 30, False, False)], TRUE_DTYPE)
+    m = metrics(candidates, truth, min_pixels=10)
+    assert m["n_true"] == 5 and m["n_candidates"] == 4
+    assert m["id_efficiency"] == pytest.approx(3 / 5) and m["id_purity"] == pytest.approx(3 / 4)
+    assert m["cluster_efficiency"] == pytest.approx((1 + 0.25 + 1) / 3)
+    assert m["cluster_purity"] == pytest.approx((1 + 0.5 + 1) / 3)
+    assert m["both_above_95"] == pytest.approx(2 / 3)
+    cut = m["quality_cut"]  # true clusters >= 10 sites: 1, 2, 4, 5; candidates >= 10 sites: 3
+    assert cut["n_true"] == 4 and cut["n_candidates"] == 3
+    assert cut["id_efficiency"] == pytest.approx(2 / 4) and cut["id_purity"] == pytest.approx(2 / 3)
+    assert cut["cluster_efficiency"] == pytest.approx((1 + 0.25) / 2)
