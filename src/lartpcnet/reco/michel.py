@@ -164,3 +164,208 @@ def metrics(candidates: np.ndarray, truth: np.ndarray, min_pixels: int = 10) -> 
             "both_above_95": float(((efficiency > 0.95) & (purity > 0.95)).mean()) if len(matched) else None,
         }
     return {**report["all"], "quality_cut": report["quality_cut"], "min_pixels": min_pixels}
+
+
+# --- the lartpcnet michel command: network, reconstruction, output file, plots -------------------
+
+
+def _kinetic_of_michels(particles: np.ndarray | None) -> dict[int, float]:
+    if particles is None or len(particles) == 0:
+        return {}
+    decays = particles[particles["process"] == b"Decay"]
+    return {int(i): float(e) for i, e in zip(decays["id"], decays["energy_init"], strict=True)}
+
+
+def _truth_labels(image, particles: np.ndarray | None) -> tuple[np.ndarray, bool]:
+    """Truth as primary-ionization Michel clusters (secondaries relabelled shower) where the
+    particle table allows it; otherwise the labels as they are."""
+    from lartpcnet.data.labels import relabel_secondaries
+
+    if particles is None:
+        return image.semantic, False
+    return relabel_secondaries(image.semantic, image.instance, particles), True
+
+
+def _write_part(path, candidates: list, truth: list, sites: list, dim: int) -> None:
+    import h5py
+
+    from lartpcnet.io_utils import atomic_path
+
+    counts = np.array([len(s) for s in sites], np.int64)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = "lartpcnet-michel"
+        f.create_dataset("candidates", data=np.array(candidates, dtype=CANDIDATE_DTYPE))
+        f.create_dataset("true_clusters", data=np.array(truth, dtype=TRUE_DTYPE))
+        f.create_dataset("sites/coords", data=np.concatenate(sites).astype(np.int32) if sites
+                         else np.zeros((0, dim), np.int32), compression="gzip")
+        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+
+
+def read_output(path) -> dict:
+    """The tables (and candidate sites) of a ``lartpcnet michel`` output file."""
+    import h5py
+
+    from lartpcnet.errors import DataError
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"cannot be opened as HDF5 ({err})", file=str(path)) from err
+    with f:
+        if f.attrs.get("format") != "lartpcnet-michel":
+            raise DataError("is not a lartpcnet michel output", file=str(path), field="format")
+        return {"candidates": f["candidates"][:], "true_clusters": f["true_clusters"][:],
+                "coords": f["sites/coords"][:], "offsets": f["sites/offsets"][:],
+                "config": f.attrs.get("config", "{}")}
+
+
+def _merge(job, out, config: MichelConfig, dim: int) -> dict:
+    import json
+
+    import h5py
+
+    from lartpcnet.io_utils import atomic_path
+
+    parts = [read_output(job.path(k)) for k in range(job.n_parts)]
+    candidates = np.concatenate([p["candidates"] for p in parts]) if parts else np.zeros(0, CANDIDATE_DTYPE)
+    truth = np.concatenate([p["true_clusters"] for p in parts]) if parts else np.zeros(0, TRUE_DTYPE)
+    coords = np.concatenate([p["coords"] for p in parts]) if parts else np.zeros((0, dim), np.int32)
+    sizes = np.concatenate([np.diff(p["offsets"]) for p in parts]) if parts else np.zeros(0, np.int64)
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = "lartpcnet-michel"
+        f.attrs["config"] = json.dumps(config.model_dump())
+        f.create_dataset("candidates", data=candidates)
+        f.create_dataset("true_clusters", data=truth)
+        f.create_dataset("sites/coords", data=coords, compression="gzip")
+        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+    job.cleanup()
+    return {"candidates": candidates, "true_clusters": truth}
+
+
+def run(model_spec: str, out: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
+        seed: int = 12345, plane: int | None = None, config: MichelConfig | None = None,
+        add_showers: bool = False, plots: str | None = None, part_size: int = 20,
+        progress: bool = True) -> dict:
+    """``lartpcnet michel``: segmentation, reconstruction, matching, metrics; resumable output."""
+    import sys
+    import time
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    import lartpcnet.data as data
+    from lartpcnet import inference
+    from lartpcnet.parts import PartsJob
+    from lartpcnet.sim.samples import generate_event, load_sample
+
+    config = config or MichelConfig()
+    if (input_path is None) == (sample is None):
+        raise ValueError("give exactly one of --in FILE or --sample NAME")
+    model = inference.load_model(model_spec)
+    if plane is not None:
+        model.plane = plane
+    where = input_path or f"sample {sample}"
+    if sample is not None:
+        sample_config = load_sample(sample)
+        n_events = events
+
+        def event_at(i):
+            return generate_event(sample_config, seed, i)
+    else:
+        reader = data.open(input_path)
+        n_events = len(reader)
+
+        def event_at(i):
+            return reader[i]
+    job = PartsJob(out, {"model": str(model.source), "input": input_path and str(Path(input_path).resolve()),
+                         "sample": sample, "seed": seed if sample else None, "events": n_events,
+                         "plane": model.plane, "config": config.model_dump(), "add_showers": add_showers},
+                   n_events, part_size)
+    bar = tqdm(total=n_events, initial=job.done_items(), desc="michel", unit="event", disable=not progress,
+               file=sys.stderr)
+    reco_seconds, reco_events, relabelled = 0.0, 0, True
+    dim = 3 if model.plane is None else 2
+    for k in job.missing():
+        candidates, truth, sites = [], [], []
+        for i in job.items_of(k):
+            event = event_at(i)
+            image = inference._image(event, model.plane, where, i)
+            coords, predicted = inference.predict_image(model, image)
+            window = np.ones(len(image), bool)
+            if model.adc_window is not None:
+                window = (image.values >= model.adc_window[0]) & (image.values <= model.adc_window[1])
+            seen = image.select(window)  # the sites the network labelled, in the same order
+            semantic, ok = _truth_labels(seen, event.particles)
+            relabelled &= ok
+            started = time.perf_counter()
+            rows, true_rows, cand_sites = reconstruct_event(i, coords, predicted, seen.values, semantic,
+                                                            seen.instance, _kinetic_of_michels(event.particles),
+                                                            config, add_showers)
+            reco_seconds += time.perf_counter() - started
+            reco_events += 1
+            candidates += rows
+            truth += true_rows
+            sites += cand_sites
+            bar.update(1)
+        _write_part(job.path(k), candidates, truth, sites, dim)
+    bar.close()
+    tables = _merge(job, out, config, dim)
+    report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
+              "events": n_events, "out": out, "truth_relabelled": relabelled,
+              "reco_ms_per_event": 1e3 * reco_seconds / reco_events if reco_events else None,
+              **metrics(tables["candidates"], tables["true_clusters"], config.min_pixels)}
+    if plots:
+        report["plots"] = [str(p) for p in plot(tables["candidates"], Path(plots), add_showers, dim)]
+    return report
+
+
+def plot(candidates: np.ndarray, folder, add_showers: bool = False, dim: int = 3) -> list:
+    """Fig. 14 (pixel counts, true vs candidate), Fig. 15 (primary-ionization energy, candidate
+    vs true) and the reconstructed spectrum with the 52.8 MeV edge."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from lartpcnet.viz.plots import save_figure
+
+    folder.mkdir(parents=True, exist_ok=True)
+    unit = "MeV" if dim == 3 else "ADC"
+    matched = candidates[candidates["accepted"] & (candidates["matched"] >= 0)]
+    paths = []
+    fig, ax = plt.subplots(figsize=(4.6, 4))
+    top = max(int(matched["pixels"].max()) if len(matched) else 1, int(matched["true_pixels"].max()) if len(matched)
+              else 1) + 5
+    ax.hist2d(matched["true_pixels"], matched["pixels"], bins=40, range=[[0, top], [0, top]], cmin=1, cmap="viridis")
+    ax.plot([0, top], [0, top], "r--", lw=0.8)
+    ax.set_xlabel("matched true Michel cluster [pixels]")
+    ax.set_ylabel("candidate Michel cluster [pixels]")
+    paths.append(save_figure(fig, folder / "michel_pixels.png", title=f"{len(matched)} matched candidates"))
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    high = float(max(matched["energy"].max(), matched["true_energy"].max())) * 1.05 if len(matched) else 1.0
+    bins = np.linspace(0, high, 40)
+    ax.hist(matched["true_energy"], bins=bins, histtype="step", label="true (primary ionization)")
+    ax.hist(matched["energy"], bins=bins, histtype="step", label="reconstructed candidates")
+    ax.set_xlabel(f"Michel electron primary-ionization energy [{unit}]")
+    ax.set_ylabel("clusters")
+    ax.legend(fontsize=8)
+    paths.append(save_figure(fig, folder / "michel_energy.png"))
+    accepted = candidates[candidates["accepted"]]
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    total = accepted["energy"] + (accepted["shower_energy"] if add_showers else 0)
+    high = max(70.0, float(total.max()) * 1.05 if len(total) else 70.0) if dim == 3 else float(
+        total.max() * 1.05 if len(total) else 1.0)
+    bins = np.linspace(0, high, 36)
+    ax.hist(accepted["energy"], bins=bins, histtype="step", label="candidates, primary ionization")
+    if add_showers:
+        ax.hist(total, bins=bins, histtype="step", label="plus nearby shower-labelled deposits")
+    if dim == 3:
+        kinetic = matched["true_kinetic"][np.isfinite(matched["true_kinetic"])]
+        ax.hist(kinetic, bins=bins, histtype="step", ls="--", label="true Michel kinetic energy (matched)")
+        ax.axvline(MICHEL_ELECTRON_ENDPOINT, color="k", lw=0.8, ls=":")
+        ax.text(MICHEL_ELECTRON_ENDPOINT, ax.get_ylim()[1] * 0.9, " 52.8 MeV", fontsize=7)
+    ax.set_xlabel(f"reconstructed Michel energy [{unit}]")
+    ax.set_ylabel("candidates")
+    ax.legend(fontsize=7)
+    paths.append(save_figure(fig, folder / "michel_spectrum.png"))
+    return paths

@@ -164,8 +164,9 @@ def generate_event(config: SampleConfig, seed: int, index: int) -> Event:
             next_id += 1
     elif config.michel is not None:
         kind = "michel"
+        box = crop_box if crop_box is not None else (lo, hi)  # with a crop, muons stop where it looks
         for _ in range(int(rng.integers(config.michel.count[0], config.michel.count[1] + 1))):
-            start, direction, energy = G.stopping_muon(rng, lo, hi, config.michel.kinetic)
+            start, direction, energy = G.stopping_muon(rng, box[0], box[1], config.michel.kinetic)
             pdg = -13 if rng.random() < config.michel.mu_plus_fraction else 13
             tr.add(pdg, start, direction, energy, interaction=next_id, origin=COSMIC)
             rows.append((next_id, COSMIC, b"michel", energy, start, 0.0))
