@@ -109,3 +109,79 @@ def test_metrics_on_hand_made_matches():
     assert cut["n_true"] == 4 and cut["n_candidates"] == 3
     assert cut["id_efficiency"] == pytest.approx(2 / 4) and cut["id_purity"] == pytest.approx(2 / 3)
     assert cut["cluster_efficiency"] == pytest.approx((1 + 0.25) / 2)
+
+
+@pytest.fixture(scope="module")
+def tiny_3d(tmp_path_factory):
+    import yaml
+
+    from lartpcnet.cli import main
+
+    folder = tmp_path_factory.mktemp("michel_model")
+    config = {"name": "tiny3d", "model": {"name": "uresnet", "network": {"dim": 3, "depth": 2, "filters": 4, "reps": 1},
+                                          "loss": {"weighting": "class_balanced"}},
+              "data": {"train": {"sample": "michel", "seed": 1}, "validation": {"sample": "michel", "seed": 2,
+                                                                                 "events": 2},
+                       "plane": None, "adc_window": None, "feature_scale": 1.0, "relabel_secondaries": True},
+              "batch_size": 2, "iterations": 2, "validate_every": 2, "checkpoint_every": 2}
+    (folder / "c.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(folder / "c.yaml"), "--out", str(folder / "run"), "--no-progress"]) == 0
+    return folder / "run" / "checkpoints" / "ckpt-2.pt"
+
+
+def test_michel_command_writes_candidates_metrics_and_plots(tiny_3d, tmp_path, capsys):
+    import json
+
+    from lartpcnet.cli import main
+    from lartpcnet.data.labels import relabel_secondaries
+    from lartpcnet.reco.michel import read_output
+    from lartpcnet.sim.samples import generate_event, load_sample
+
+    out = tmp_path / "m.h5"
+    assert main(["michel", "--model", str(tiny_3d), "--sample", "michel", "--events", "3", "--seed", "5",
+                 "--out", str(out), "--plots", str(tmp_path / "plots"), "--add-showers", "--json",
+                 "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("id_efficiency", "id_purity", "cluster_efficiency", "cluster_purity", "both_above_95", "n_true",
+                "n_candidates"):
+        assert key in report
+    expected_true = 0
+    for i in range(3):  # true Michel clusters counted independently: primary-ionization Michel particles
+        event = generate_event(load_sample("michel"), 5, i)
+        v = event.voxels
+        semantic = relabel_secondaries(v.semantic, v.instance, event.particles)
+        expected_true += len(np.unique(v.instance[semantic == MICHEL]))
+    assert report["n_true"] == expected_true > 0 and report["truth_relabelled"] is True
+    tables = read_output(out)
+    assert len(tables["offsets"]) == len(tables["candidates"]) + 1
+    assert tables["offsets"][-1] == len(tables["coords"]) == tables["candidates"]["pixels"].sum()
+    assert report["n_candidates"] == int(tables["candidates"]["accepted"].sum())
+    for name in ("michel_pixels.png", "michel_energy.png", "michel_spectrum.png"):
+        assert (tmp_path / "plots" / name).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_michel_command_resumes_after_a_kill(tiny_3d, tmp_path, monkeypatch):
+    from lartpcnet.reco import michel
+
+    reference = michel.run(str(tiny_3d), str(tmp_path / "ref.h5"), sample="michel", events=4, seed=6, part_size=2,
+                           progress=False)
+    calls = {"n": 0}
+    real = michel.reconstruct_event
+
+    def dies_on_the_fourth_event(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(michel, "reconstruct_event", dies_on_the_fourth_event)
+    with pytest.raises(KeyboardInterrupt):
+        michel.run(str(tiny_3d), str(tmp_path / "b.h5"), sample="michel", events=4, seed=6, part_size=2,
+                   progress=False)
+    assert (tmp_path / "b.h5.parts" / "part-00000.h5").exists() and not (tmp_path / "b.h5").exists()
+    monkeypatch.setattr(michel, "reconstruct_event", real)
+    resumed = michel.run(str(tiny_3d), str(tmp_path / "b.h5"), sample="michel", events=4, seed=6, part_size=2,
+                         progress=False)
+    a, b = michel.read_output(tmp_path / "ref.h5"), michel.read_output(tmp_path / "b.h5")
+    assert a["candidates"].tobytes() == b["candidates"].tobytes() and np.array_equal(a["coords"], b["coords"])
+    assert resumed["n_true"] == reference["n_true"]

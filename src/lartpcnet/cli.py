@@ -154,6 +154,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_michel(args: argparse.Namespace) -> int:
+    from lartpcnet.reco import michel
+
+    config = michel.MichelConfig(**{name: getattr(args, name) for name in michel.MichelConfig.model_fields})
+    report = michel.run(args.model, args.out, input_path=args.input, sample=args.sample, events=args.events,
+                        seed=args.seed, plane=args.plane, config=config, add_showers=args.add_showers,
+                        plots=args.plots, progress=not args.no_progress)
+
+    def pct(v):
+        return "—" if v is None else f"{100 * v:.1f}%"
+
+    cut = report["quality_cut"]
+    text = "\n".join([
+        f"{report['events']} events: {report['n_true']} true Michel clusters, {report['n_candidates']} candidates "
+        f"-> {report['out']}",
+        f"                    all      >= {report['min_pixels']} px",
+        *(f"{label:18s}  {pct(report[key]):>7s}  {pct(cut[key]):>7s}" for label, key in (
+            ("ID efficiency", "id_efficiency"), ("ID purity", "id_purity"),
+            ("cluster efficiency", "cluster_efficiency"), ("cluster purity", "cluster_purity"),
+            ("both above 95%", "both_above_95"))),
+        f"reconstruction (network excluded): {report['reco_ms_per_event']:.1f} ms/event"
+        if report["reco_ms_per_event"] is not None else "no events"])
+    _emit(report, args.json, text)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     command = "lartpcnet " + " ".join(shlex.quote(a) for a in args.argv)
     if args.target == "uresnet":
@@ -162,6 +188,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report = uresnet.run(quick=args.quick, threads=args.threads, progress=not args.no_progress)
         files = uresnet.write(report, Path(args.out), command, stem="uresnet-quick" if args.quick else "uresnet")
         text = uresnet.markdown(report, command)
+    elif args.target == "michel":
+        from lartpcnet.bench import michel
+
+        report = michel.run(events=args.events or 20, threads=args.threads, progress=not args.no_progress)
+        files = michel.write(report, Path(args.out), command)
+        text = michel.markdown(report, command)
     elif args.target == "sim":
         from lartpcnet.bench import sim
 
@@ -264,11 +296,36 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_evaluate)
 
+    michel_cmd = sub.add_parser("michel", help="Michel electron reconstruction on U-ResNet output, with metrics "
+                                "and spectra (Domine & Terao VII)")
+    michel_cmd.add_argument("--model", required=True, help="shipped name (uresnet3d_pilarnet) or checkpoint")
+    source = michel_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--in", dest="input", default=None, help="labelled input file")
+    source.add_argument("--sample", default=None, help="simulate this sample (michel, pilarnet3d, michel_uboone)")
+    michel_cmd.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
+    michel_cmd.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
+    michel_cmd.add_argument("--plane", type=int, default=None, help="wire plane for 2D models (default: the model's)")
+    michel_cmd.add_argument("--out", default="michel.h5", help="output HDF5: every candidate with its sites, energy, "
+                            "matched truth (resumable; default michel.h5)")
+    michel_cmd.add_argument("--plots", default=None, help="folder for the pixel-count and energy plots")
+    michel_cmd.add_argument("--add-showers", action="store_true",
+                            help="add shower-labelled deposits within --shower-radius to each candidate's energy")
+    from lartpcnet.reco.michel import MichelConfig
+
+    for name, field in MichelConfig.model_fields.items():
+        michel_cmd.add_argument("--" + name.replace("_", "-"), type=field.annotation, default=field.default,
+                                help=f"default {field.default}")
+    michel_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    michel_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    michel_cmd.set_defaults(func=cmd_michel)
+
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
-    bench.add_argument("target", choices=["engine", "sim", "uresnet"],
+    bench.add_argument("target", choices=["engine", "sim", "uresnet", "michel"],
                        help="engine: one sparse conv layer vs dense and peers; sim: simulation speed per sample; "
-                            "uresnet: SparseSSNet inference/training cost vs the dense U-ResNet")
-    bench.add_argument("--events", type=positive_int, default=None, help="sim: events per sample (default 20)")
+                            "uresnet: SparseSSNet inference/training cost vs the dense U-ResNet; michel: the Michel "
+                            "reconstruction step per 512^3 event")
+    bench.add_argument("--events", type=positive_int, default=None,
+                       help="sim: events per sample; michel: events (default 20)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
     bench.add_argument("--json", action="store_true", help="print one JSON object")
     bench.add_argument("--threads", type=positive_int, default=2, help="torch threads for ours and dense (default 2)")

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy.spatial import cKDTree
-from sklearn.cluster import DBSCAN
 
 from lartpcnet.data.labels import MICHEL, MIP, SHOWER
 
 MICHEL_ELECTRON_ENDPOINT = 52.8  # MeV: the Michel spectrum's edge, m_mu / 2 (PDG)
+GOAL_MS = 50.0  # the reconstruction step's budget per 512^3 event on CPU (network excluded)
 
 
 class MichelConfig(BaseModel):
@@ -57,6 +56,8 @@ TRUE_DTYPE = np.dtype([("event", "i8"), ("instance", "i4"), ("pixels", "i4"), ("
 
 
 def _dbscan(coords: np.ndarray, eps: float, min_samples: int) -> np.ndarray:
+    from sklearn.cluster import DBSCAN  # lazy: the CLI builds its parser from this module
+
     if len(coords) == 0:
         return np.zeros(0, np.int64)
     return DBSCAN(eps=eps, min_samples=min_samples).fit(coords).labels_
@@ -68,6 +69,8 @@ def find_candidates(coords: np.ndarray, predicted: np.ndarray, config: MichelCon
     Returns one dict per Michel cluster: ``sites`` (indices into ``coords``), ``attached``,
     ``edge``, ``accepted`` (both), ``distance`` to the nearest MIP-cluster site and the size of
     that MIP cluster (``mip_pixels``, 0 when there is none)."""
+    from scipy.spatial import cKDTree
+
     config = config or MichelConfig()
     coords = np.asarray(coords, np.float64)
     michel = np.nonzero(predicted == MICHEL)[0]
@@ -110,6 +113,8 @@ def reconstruct_event(event: int, coords: np.ndarray, predicted: np.ndarray, val
                       config: MichelConfig | None = None, add_showers: bool = False) -> tuple[list, list, list]:
     """Candidates of one image matched to truth: (candidate rows, true-cluster rows, candidate
     sites). ``kinetic`` maps Michel electron ids to their initial kinetic energy [MeV]."""
+    from scipy.spatial import cKDTree
+
     config = config or MichelConfig()
     candidates = find_candidates(coords, predicted, config)
     truth = true_clusters(semantic, instance)
@@ -261,6 +266,7 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
     config = config or MichelConfig()
     if (input_path is None) == (sample is None):
         raise ValueError("give exactly one of --in FILE or --sample NAME")
+    _dbscan(np.zeros((1, 3)), 1.0, 1)  # imports scikit-learn now, not inside the timed reconstruction
     model = inference.load_model(model_spec)
     if plane is not None:
         model.plane = plane
