@@ -115,3 +115,14 @@ def test_relabelled_secondaries_from_a_file_match_the_simulator(tmp_path):
         assert np.array_equal(a.coords, b.coords) and np.array_equal(a.semantic, b.semantic)
         changed += int((generate_event(plain, 4, i).voxels.semantic != a.semantic).sum())
     assert changed > 0  # some Michel/delta secondaries did become shower
+
+
+def test_cpu_bf16_mixed_precision_trains_fp32_weights(config_file, tmp_path, capsys):
+    assert run(config_file, "--out", tmp_path / "amp", "--set", "amp=true", "--json") == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["validation"]["images"] == 4
+    state = torch.load(tmp_path / "amp" / "checkpoints" / "ckpt-6.pt", weights_only=False)
+    weights = [v for v in state["model"].values() if v.is_floating_point()]
+    assert all(v.dtype == torch.float32 and torch.isfinite(v).all() for v in weights)
+    losses = [float(line.split(",")[1]) for line in (tmp_path / "amp" / "log.csv").read_text().splitlines()[1:]]
+    assert all(np.isfinite(losses))

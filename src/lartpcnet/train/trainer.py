@@ -195,8 +195,10 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
                          rank, world, config.data.relabel_secondaries)
     loader = iter(DataLoader(stream, batch_size=None, num_workers=config.data.workers,
                              persistent_workers=config.data.workers > 0))
-    use_amp = config.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # amp: fp16 with loss scaling on GPU; bf16 on CPU (same exponent range as fp32, no scaling)
+    use_amp = config.amp
+    amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and device.type == "cuda")
     bar = tqdm(total=config.iterations, initial=start, desc=f"train {config.name}", disable=not (progress and writer),
                file=sys.stderr)
     started = time.perf_counter()
@@ -205,7 +207,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         total = 0.0
         for _ in range(config.accumulate):
             images = next(loader)
-            with torch.autocast(device.type, enabled=use_amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 if net.config.sparse:
                     batch = sparse_batch(images, config.data.adc_window, pad_to=stride,
                                          scale=config.data.feature_scale)
