@@ -188,8 +188,9 @@ class UResNet(nn.Module):
         return tuple(-(-s // step) * step for s in shape)
 
 
-def copy_sparse_to_dense(sparse_model: UResNet, dense_model: UResNet) -> None:
-    """Loads a sparse U-ResNet's weights into the dense one of the same config (torch layouts)."""
+def copy_sparse_to_dense(sparse_model: nn.Module, dense_model: nn.Module) -> None:
+    """Loads a sparse network's weights into the dense one of the same config (torch layouts);
+    for any model built from a sparse and a dense layer factory (U-ResNet, cosmic tagger)."""
     dense_params = dict(dense_model.named_parameters())
     dense_buffers = dict(dense_model.named_buffers())
     with torch.no_grad():
@@ -197,10 +198,11 @@ def copy_sparse_to_dense(sparse_model: UResNet, dense_model: UResNet) -> None:
             target_name = name.replace(".module.", ".")  # sparse Linear wraps nn.Linear as .module
             target = dense_params[target_name]
             if value.dim() == 3:  # conv (K, C_in, C_out) -> torch layout
-                k = round(value.shape[0] ** (1 / sparse_model.config.dim))
+                dim = target.dim() - 2
+                k = round(value.shape[0] ** (1 / dim))
                 transposed = isinstance(_module(dense_model, target_name), nn.ConvTranspose2d | nn.ConvTranspose3d)
                 order = (1, 2, 0) if transposed else (2, 1, 0)
-                value = value.permute(*order).reshape(target.shape[0], target.shape[1], *(k,) * sparse_model.config.dim)
+                value = value.permute(*order).reshape(target.shape[0], target.shape[1], *(k,) * dim)
             elif value.dim() == 2:  # sparse Linear (C_out, C_in) -> 1x1 conv
                 value = value.reshape(target.shape)
             target.copy_(value)

@@ -19,6 +19,7 @@ from lartpcnet.sparse.modules import (
     StridedConv,
     SubmanifoldConv,
     TransposedConv,
+    Unpool,
 )
 from lartpcnet.sparse.tensor import SparseTensor, add, cat
 
@@ -37,6 +38,7 @@ __all__ = [
     "StridedConv",
     "SubmanifoldConv",
     "TransposedConv",
+    "Unpool",
     "add",
     "cat",
     "fold_batchnorm",

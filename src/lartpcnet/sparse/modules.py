@@ -213,6 +213,33 @@ class AvgPool(_Pool):
         return _coarser(x, self, coords, shape, out / count[:, None])
 
 
+class Unpool(nn.Module):
+    """Nearest-neighbour up-sampling that inverts the last :class:`MaxPool`/:class:`AvgPool` (or
+    StridedConv) of the same kernel, stride and padding: every fine site takes its coarse cell's
+    features (the sparse counterpart of interpolation up-sampling)."""
+
+    def __init__(self, kernel_size: int = 2, stride: int | None = None, padding: int = 0) -> None:
+        super().__init__()
+        self.kernel_size = kernel_size
+        self.stride = kernel_size if stride is None else stride
+        self.padding = padding
+
+    def forward(self, x: SparseTensor) -> SparseTensor:
+        step = (self.kernel_size, self.stride, self.padding)
+        if not x.level or x.level[-1] != step:
+            raise ValueError(f"Unpool{step} must invert the last down-sampling of this tensor, whose "
+                             f"down-samplings were {list(x.level)} as (kernel, stride, padding)")
+        fine = x.level[:-1]
+        _, _, down = x.cache[("down", fine, step)]
+        coords, shape, batch = x.cache[("coords", fine)]
+        src = torch.cat([i for i in down.in_idx if i is not None])
+        dst = torch.cat([o for o in down.out_idx if o is not None])
+        feats = x.feats.new_zeros((coords.shape[0], x.num_channels))
+        feats[src] = x.feats[dst]
+        return SparseTensor(coords, feats, shape, batch, tuple(s // self.stride for s in x.stride), x.cache,
+                            check=False, level=fine)
+
+
 class BatchNorm(nn.BatchNorm1d):
     """Batch normalisation over the active sites only (empty inputs pass through)."""
 

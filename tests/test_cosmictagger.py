@@ -1,0 +1,82 @@
+"""The multi-plane cosmic tagger: sparse equals dense, one weight set for all planes, the
+cross-plane block really blocks, Table 1 shapes."""
+
+import pytest
+import torch
+
+from lartpcnet.models.cosmictagger import CosmicTagger
+from lartpcnet.models.uresnet import copy_sparse_to_dense
+from lartpcnet.sparse import SparseTensor
+
+SMALL = dict(filters=2, depth=2, blocks=1, deepest_filters=4, deepest_blocks=1, deepest_kernel=3)
+
+
+def all_active(events, planes, h, w, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    dense = torch.rand(events * planes, 1, h, w, generator=g) + 0.1
+    return SparseTensor.from_dense(dense), dense
+
+
+@pytest.mark.parametrize("variant", [{}, {"connections": "concat"}, {"upsampling": "convolutional"},
+                                     {"cross_plane": False}, {"residual": False}])
+def test_sparse_equals_dense_when_every_pixel_is_active(variant):
+    torch.manual_seed(0)
+    sparse_net = CosmicTagger(**SMALL, **variant).eval()
+    dense_net = CosmicTagger(**SMALL, **variant, sparse=False).eval()
+    copy_sparse_to_dense(sparse_net, dense_net)
+    x, dense = all_active(2, 3, 8, 12)
+    with torch.no_grad():
+        out_sparse, out_dense = sparse_net(x), dense_net(dense)
+    c = out_sparse.coords.long()
+    torch.testing.assert_close(out_sparse.feats, out_dense[c[:, 0], :, c[:, 1], c[:, 2]], atol=1e-5, rtol=1e-4)
+
+
+def test_one_parameter_set_serves_every_plane():
+    net = CosmicTagger(**SMALL)
+    shared = sum(p.numel() for name, p in net.named_parameters() if not name.startswith("unet.inner"))
+    single = CosmicTagger(**SMALL, planes=1)
+    assert shared == sum(p.numel() for name, p in single.named_parameters() if not name.startswith("unet.inner"))
+    # swapping two planes of an event swaps their outputs: the same weights act on each plane
+    torch.manual_seed(1)
+    net = CosmicTagger(**SMALL, cross_plane=False, sparse=False).eval()
+    x = torch.rand(3, 1, 8, 12)
+    with torch.no_grad():
+        a, b = net(x), net(x[[1, 0, 2]])
+    torch.testing.assert_close(a[[1, 0, 2]], b)
+
+
+@pytest.mark.parametrize("sparse_net", [True, False])
+def test_the_cross_plane_block_blocks(sparse_net):
+    torch.manual_seed(2)
+    dense = torch.rand(3, 1, 8, 12) + 0.1
+    changed = dense.clone()
+    changed[0] = torch.rand(1, 8, 12) + 0.1  # plane 0 only
+
+    def run(net, images):
+        with torch.no_grad():
+            if sparse_net:
+                out = net(SparseTensor.from_dense(images))
+                return out.to_dense()
+            return net(images)
+
+    blocked = CosmicTagger(**SMALL, cross_plane=False, sparse=sparse_net).eval()
+    a, b = run(blocked, dense), run(blocked, changed)
+    assert torch.equal(a[1:], b[1:]) and not torch.equal(a[0], b[0])
+    joined = CosmicTagger(**SMALL, sparse=sparse_net).eval()
+    a, b = run(joined, dense), run(joined, changed)
+    assert not torch.allclose(a[1], b[1])  # with the deepest concat, plane 0 reaches plane 1
+
+
+def test_table_1_shapes_and_parameters():
+    net = CosmicTagger(sparse=False)
+    assert net.config.depth == 6 and 640 // net.config.stride == 10 and 1024 // net.config.stride == 16
+    deepest = net.unet
+    filters = net.config.filters
+    for _ in range(net.config.depth - 1):
+        deepest = deepest.inner
+        filters *= 2
+    # the deepest level sees 3 x 512 filters: concat bottleneck 1536 -> 256, five 5x5 blocks, back to 1536
+    first = deepest.inner.block[0][0]
+    assert filters * 2 == 512 and first.in_channels == 1536 and first.out_channels == 256
+    five = sum(p.numel() for p in deepest.inner.block[1:-1].parameters() if p.dim() == 4)
+    assert five == 5 * 2 * 256 * 256 * 25  # Table 1: 16.4 M in the 5x5 residual blocks (conv weights)
