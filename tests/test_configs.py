@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from lartpcnet.models.registry import build
+from lartpcnet.models.registry import MODELS, build
 from lartpcnet.sim.samples import load_sample
 from lartpcnet.train.config import load_config
 
@@ -18,7 +18,10 @@ def test_config_validates_and_builds(path):
     for source in (config.data.train, config.data.validation):
         if source.sample:
             sample = load_sample(source.sample)
-            assert ("voxels" in sample.outputs) == (config.data.plane is None)
+            if MODELS[config.model.name].task == "tagging":  # every plane of the event
+                assert "planes" in sample.outputs
+            else:
+                assert ("voxels" in sample.outputs) == (config.data.plane is None)
     assert sum(p.numel() for p in net.parameters()) > 0
 
 

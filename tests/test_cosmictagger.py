@@ -80,3 +80,27 @@ def test_table_1_shapes_and_parameters():
     assert filters * 2 == 512 and first.in_channels == 1536 and first.out_channels == 256
     five = sum(p.numel() for p in deepest.inner.block[1:-1].parameters() if p.dim() == 4)
     assert five == 5 * 2 * 256 * 256 * 25  # Table 1: 16.4 M in the 5x5 residual blocks (conv weights)
+
+
+@pytest.mark.parametrize("name", ["cosmictagger", "cosmictagger_dense"])
+def test_the_tagger_trains_and_validates_from_the_cli(name, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from lartpcnet.cli import main
+
+    config = {"name": "tiny_tagger", "model": {"name": name, "network": SMALL | {"depth": 3},
+                                               "loss": {"weighting": "boost"}},
+              "data": {"train": {"sample": "sbnd_cosmic", "seed": 1},
+                       "validation": {"sample": "sbnd_cosmic", "seed": 2, "events": 2},
+                       "plane": None, "downsample": 4, "adc_window": None, "workers": 0},
+              "optimizer": {"name": "rmsprop", "lr": 3e-4}, "batch_size": 1, "iterations": 2,
+              "validate_every": 2, "checkpoint_every": 2}
+    (tmp_path / "t.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(tmp_path / "t.yaml"), "--out", str(tmp_path / "run"), "--json", "--no-progress"]) == 0
+    validation = json.loads(capsys.readouterr().out)["validation"]
+    for key in ("accuracy", "nonbackground_accuracy", "cosmic_iou", "neutrino_iou", "mean_iou"):
+        assert key in validation
+    assert len(validation["per_plane"]) == 3 and validation["images"] == 2 * 3
+    assert 0 <= validation["accuracy"] <= 1

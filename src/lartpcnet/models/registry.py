@@ -1,4 +1,4 @@
-"""One registry: model name -> (network, loss), each built from validated settings."""
+"""One registry: model name -> (network, loss, task), each built from validated settings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from lartpcnet.models.losses import SegmentationLoss
+from lartpcnet.models.cosmictagger import CosmicTagger, CosmicTaggerConfig
+from lartpcnet.models.losses import SegmentationLoss, TaggingLoss
 from lartpcnet.models.uresnet import UResNet, UResNetConfig
 
 
@@ -16,6 +17,7 @@ class ModelSpec:
     description: str
     network: Callable[..., nn.Module]
     loss: Callable[..., nn.Module]
+    task: str = "segmentation"  # what a batch holds and how it is scored (lartpcnet.train.tasks)
 
 
 MODELS: dict[str, ModelSpec] = {
@@ -24,6 +26,12 @@ MODELS: dict[str, ModelSpec] = {
     "uresnet_dense": ModelSpec("dense U-ResNet of the same architecture (MicroBooNE 2019 baseline)",
                                lambda **kw: UResNet(UResNetConfig(**{"growth": "doubling", **kw}), sparse=False),
                                SegmentationLoss),
+    "cosmictagger": ModelSpec("multi-plane cosmic/neutrino tagger (SBND cosmic paper), sparse",
+                              lambda **kw: CosmicTagger(CosmicTaggerConfig(**kw), sparse=True), TaggingLoss,
+                              "tagging"),
+    "cosmictagger_dense": ModelSpec("the same tagger with dense torch convolutions, as in the paper",
+                                    lambda **kw: CosmicTagger(CosmicTaggerConfig(**kw), sparse=False), TaggingLoss,
+                                    "tagging"),
 }
 
 

@@ -45,6 +45,8 @@ class DataSection(_Strict):
     workers: int = Field(0, ge=0)  # processes simulating or reading training batches
     # Michel/delta sites off the primary electron's own ionization become shower (Domine & Terao VI)
     relabel_secondaries: bool = False
+    downsample: int = Field(1, ge=1)  # tagger: merge factor x factor pixels (2: the SBND paper's 50 % images)
+    threshold: float | None = None  # tagger: pixels below this many ADC are not in the sparse set
 
 
 class OptimizerSection(_Strict):

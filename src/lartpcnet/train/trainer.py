@@ -24,36 +24,46 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 import lartpcnet.data as data
-from lartpcnet.data.batching import dense_batch, sparse_batch
 from lartpcnet.data.event import Event, SparseImage
-from lartpcnet.data.labels import DENSE_CLASS_NAMES, relabel_secondaries
+from lartpcnet.data.labels import relabel_secondaries
 from lartpcnet.errors import DataError
 from lartpcnet.io_utils import atomic_path, atomic_write_text
-from lartpcnet.metrics.segmentation import SegmentationMetrics
-from lartpcnet.models.registry import build
+from lartpcnet.models.registry import MODELS, build
 from lartpcnet.sim.samples import generate_event, load_sample
 from lartpcnet.train.config import DataSource, TrainConfig
+from lartpcnet.train.tasks import TASKS, TaggingItem, tagging_item
 
 
 class EventSource:
     """Event i of a simulated sample (seed fixed) or of a file (cycling)."""
 
-    def __init__(self, source: DataSource, plane: int | None, relabel_secondaries: bool = False) -> None:
+    def __init__(self, source: DataSource, plane: int | None, relabel_secondaries: bool = False,
+                 task: str = "segmentation", downsample: int = 1) -> None:
         self.source, self.plane, self.relabel = source, plane, relabel_secondaries
+        self.task, self.downsample = task, downsample
         self._config = load_sample(source.sample) if source.sample else None
         if self._config is not None and relabel_secondaries:
             self._config = self._config.model_copy(update={"relabel_secondaries": True})
         self._reader = None
 
-    def image(self, index: int) -> SparseImage:
+    def item(self, index: int) -> SparseImage | TaggingItem:
+        """What one batch entry holds for this task: an image, or an event's planes."""
+        if self.task == "tagging":
+            return tagging_item(self.event(index), self.downsample)
+        return self.image(index)
+
+    def event(self, index: int) -> Event:
         if self._config is not None:
-            event = generate_event(self._config, self.source.seed, index)
-        else:
-            if self._reader is None:  # opened lazily: each worker process opens its own
-                self._reader = data.open(self.source.file)
-            event = self._reader[index % len(self._reader)]
-            if self.relabel:
-                event = _relabelled(event, self.source.file, index)
+            return generate_event(self._config, self.source.seed, index)
+        if self._reader is None:  # opened lazily: each worker process opens its own
+            self._reader = data.open(self.source.file)
+        event = self._reader[index % len(self._reader)]
+        if self.relabel:
+            event = _relabelled(event, self.source.file, index)
+        return event
+
+    def image(self, index: int) -> SparseImage:
+        event = self.event(index)
         if self.plane is None:
             if event.voxels is None:
                 raise DataError("has no voxels (set data.plane to train on a wire plane)", event=index,
@@ -81,21 +91,22 @@ class BatchStream(IterableDataset):
     """Lists of images, batch after batch, from ``first_batch`` on (this rank's share)."""
 
     def __init__(self, source: DataSource, plane: int | None, batch_size: int, first_batch: int,
-                 rank: int = 0, world: int = 1, relabel_secondaries: bool = False) -> None:
+                 rank: int = 0, world: int = 1, relabel_secondaries: bool = False, task: str = "segmentation",
+                 downsample: int = 1) -> None:
         super().__init__()
         self.source, self.plane, self.batch_size = source, plane, batch_size
-        self.relabel = relabel_secondaries
+        self.relabel, self.task, self.downsample = relabel_secondaries, task, downsample
         self.first_batch, self.rank, self.world = first_batch, rank, world
 
     def __iter__(self) -> Iterator[list[SparseImage]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        events = EventSource(self.source, self.plane, self.relabel)
+        events = EventSource(self.source, self.plane, self.relabel, self.task, self.downsample)
         j = worker
         while True:
             batch = (self.first_batch + j) * self.world + self.rank
             start = batch * self.batch_size
-            yield [events.image(i) for i in range(start, start + self.batch_size)]
+            yield [events.item(i) for i in range(start, start + self.batch_size)]
             j += workers
 
 
@@ -114,32 +125,14 @@ def _schedule(config: TrainConfig):
     return lambda it: 1.0
 
 
-def validate(net, config: TrainConfig, images: list[SparseImage], device: torch.device) -> dict:
-    """Metrics of the network on the validation images (eval mode, batches of ``batch_size``)."""
-    stride = net.config.stride
-    sparse_net = net.config.sparse
-    metrics = SegmentationMetrics() if sparse_net else SegmentationMetrics(DENSE_CLASS_NAMES, background=0)
+def validate(net, config: TrainConfig, items: list, device: torch.device) -> dict:
+    """Metrics of the network on the validation entries (eval mode, batches of ``batch_size``)."""
+    _, task_validate = TASKS[MODELS[config.model.name].task]
     net.eval()
     with torch.no_grad():
-        for start in range(0, len(images), config.batch_size):
-            chunk = images[start : start + config.batch_size]
-            if not sparse_net:
-                dense = dense_batch(chunk, config.data.adc_window, pad_to=stride, scale=config.data.feature_scale)
-                predicted = net(dense.image.to(device)).argmax(1).cpu()
-                for b, image in enumerate(chunk):
-                    h, w = image.shape
-                    truth, pred = dense.labels[b, :h, :w], predicted[b, :h, :w]
-                    metrics.add(truth.reshape(-1).numpy(), pred.reshape(-1).numpy())
-                continue
-            batch = sparse_batch(chunk, config.data.adc_window, pad_to=stride, scale=config.data.feature_scale)
-            predicted = net(batch.tensor.to(device)).feats.argmax(1).cpu()
-            rows = batch.tensor.coords[:, 0]
-            for b, image in enumerate(chunk):
-                mine = rows == b
-                metrics.add(batch.semantic[mine].numpy(), predicted[mine].numpy(),
-                            batch.tensor.coords[mine, 1:].numpy(), image.shape)
+        metrics = task_validate(net, items, config.data, config.batch_size, device)
     net.train()
-    return metrics.summary()
+    return metrics
 
 
 def _checkpoints(out: Path) -> list[Path]:
@@ -162,7 +155,8 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     torch.manual_seed(config.seed)
     net, loss_fn = build(config.model.name, config.model.network, config.model.loss)
     net.to(device)
-    stride = net.config.stride
+    task = MODELS[config.model.name].task
+    task_loss, _ = TASKS[task]
     optimiser_cls = torch.optim.Adam if config.optimizer.name == "adam" else torch.optim.RMSprop
     optimiser = optimiser_cls(net.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config))
@@ -189,10 +183,11 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         _truncate_logs(out, start)
     validation = []
     if writer:
-        val_source = EventSource(config.data.validation, config.data.plane, config.data.relabel_secondaries)
-        validation = [val_source.image(i) for i in range(config.data.validation.events or 32)]
+        val_source = EventSource(config.data.validation, config.data.plane, config.data.relabel_secondaries, task,
+                                 config.data.downsample)
+        validation = [val_source.item(i) for i in range(config.data.validation.events or 32)]
     stream = BatchStream(config.data.train, config.data.plane, config.batch_size, start * config.accumulate,
-                         rank, world, config.data.relabel_secondaries)
+                         rank, world, config.data.relabel_secondaries, task, config.data.downsample)
     loader = iter(DataLoader(stream, batch_size=None, num_workers=config.data.workers,
                              persistent_workers=config.data.workers > 0))
     # amp: fp16 with loss scaling on GPU; bf16 on CPU (same exponent range as fp32, no scaling)
@@ -208,16 +203,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         for _ in range(config.accumulate):
             images = next(loader)
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                if net.config.sparse:
-                    batch = sparse_batch(images, config.data.adc_window, pad_to=stride,
-                                         scale=config.data.feature_scale)
-                    loss = loss_fn(model(batch.tensor.to(device)), batch.semantic.to(device),
-                                   batch.instance.to(device))
-                else:
-                    dense = dense_batch(images, config.data.adc_window, pad_to=stride,
-                                        scale=config.data.feature_scale)
-                    loss = loss_fn.dense(model(dense.image.to(device)), dense.labels.to(device),
-                                         dense.instance.to(device), dense.vertex.to(device))
+                loss = task_loss(model, net, loss_fn, images, config.data, device)
             scaler.scale(loss / config.accumulate).backward()
             total += float(loss.detach()) / config.accumulate
         scaler.step(optimiser)
@@ -317,12 +303,13 @@ def plot_curves(out: Path) -> None:
     a.set_yscale("log")
     a.legend(fontsize=8)
     for key, label in (("nonzero_accuracy", "non-zero accuracy"), ("two_class_accuracy", "track/shower"),
-                       ("icpf_mean", "ICPF mean")):
+                       ("icpf_mean", "ICPF mean"), ("nonbackground_accuracy", "non-background accuracy"),
+                       ("cosmic_iou", "cosmic IoU"), ("neutrino_iou", "neutrino IoU"), ("mean_iou", "mean IoU")):
         points = [(v["iteration"], v[key]) for v in val if v.get(key) is not None]
         if points:
             b.plot(*zip(*points, strict=True), marker="o", label=label)
     b.set_xlabel("iteration")
-    b.set_ylabel("validation accuracy")
+    b.set_ylabel("validation metric")
     b.legend(fontsize=8)
     fig.tight_layout()
     with atomic_path(out / "curves.png") as tmp:
