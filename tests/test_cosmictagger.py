@@ -104,3 +104,73 @@ def test_the_tagger_trains_and_validates_from_the_cli(name, tmp_path, capsys):
         assert key in validation
     assert len(validation["per_plane"]) == 3 and validation["images"] == 2 * 3
     assert 0 <= validation["accuracy"] <= 1
+
+
+REAL = __import__("pathlib").Path(__file__).parent / "fixtures" / "sbnd_cosmic_tagging_5events.h5"
+
+
+@pytest.fixture(scope="module")
+def tiny_tagger(tmp_path_factory):
+    import yaml
+
+    from lartpcnet.cli import main
+
+    folder = tmp_path_factory.mktemp("tagger")
+    config = {"name": "tiny_tagger", "model": {"name": "cosmictagger", "network": SMALL | {"depth": 3}},
+              "data": {"train": {"sample": "sbnd_cosmic", "seed": 1},
+                       "validation": {"sample": "sbnd_cosmic", "seed": 2, "events": 1},
+                       "plane": None, "downsample": 2, "adc_window": None, "workers": 0},
+              "batch_size": 1, "iterations": 1, "validate_every": 1, "checkpoint_every": 1}
+    (folder / "t.yaml").write_text(yaml.safe_dump(config))
+    assert main(["train", str(folder / "t.yaml"), "--out", str(folder / "run"), "--no-progress"]) == 0
+    return folder / "run" / "checkpoints" / "ckpt-1.pt"
+
+
+def test_predict_evaluate_and_display_on_the_real_sbnd_file(tiny_tagger, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    import lartpcnet.data as data
+    from lartpcnet.cli import main
+    from lartpcnet.data.tagging import downsample
+    from lartpcnet.inference import read_predictions
+
+    out = tmp_path / "p.h5"
+    assert main(["predict", "--model", str(tiny_tagger), "--in", str(REAL), "--out", str(out), "--json",
+                 "--no-progress"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["events"] == 5 and summary["downsample"] == 2
+    with data.open(REAL) as reader:
+        planes = [downsample(p, 2) for p in reader[3].planes]
+    pred = read_predictions(out, 3)
+    for p in range(3):  # one label per pixel of each 640 x 1024 plane
+        assert (pred["coords"][:, 0] == p).sum() == len(planes[p])
+        assert sum(summary["class_counts"]["3"][p].values()) == len(planes[p])
+    assert np.array_equal(pred["label"], pred["scores"].argmax(1))
+    assert main(["evaluate", "--model", str(tiny_tagger), "--in", str(REAL), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("accuracy", "nonbackground_accuracy", "cosmic_iou", "neutrino_iou", "mean_iou", "per_plane"):
+        assert key in report
+    assert len(report["events"]) == 5 and report["images"] == 15
+    picture = tmp_path / "d.png"
+    assert main(["display", str(REAL), "--event", "3", "--predictions", str(out), "--out", str(picture)]) == 0
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_select_and_iou_plots_on_simulated_events(tiny_tagger, tmp_path, capsys):
+    import json
+
+    from lartpcnet.cli import main
+
+    assert main(["select", "--model", str(tiny_tagger), "--sample", "sbnd_cosmic", "--events", "4", "--seed", "3",
+                 "--out", str(tmp_path), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["max_row_separation"] == 50.0  # 640-row images: the paper's cut as is
+    assert sum(report["events"].values()) + report.get("cosmic_only_events", 0) == 4
+    assert (tmp_path / "selection_roc.png").exists() and len(report["roc"]) > 10
+    assert main(["evaluate", "--model", str(tiny_tagger), "--sample", "sbnd_cosmic", "--events", "3", "--out",
+                 str(tmp_path), "--json", "--no-progress"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert set(report["by_kind"]) <= {"nueCC", "numuCC", "NC", "cosmic_only"}
+    assert (tmp_path / "iou_vs_energy.png").exists()

@@ -58,6 +58,15 @@ def cmd_display(args: argparse.Namespace) -> int:
         from lartpcnet.viz.event_display import draw_prediction
 
         pred = read_predictions(args.predictions, args.event)
+        if pred["all_planes"]:  # the cosmic tagger: every plane at the network's resolution
+            from lartpcnet.data.tagging import downsample
+            from lartpcnet.viz.event_display import draw_tagging
+
+            planes = [downsample(p, pred["downsample"]) for p in event.planes]
+            path = draw_tagging(planes, pred["coords"], pred["label"], args.out,
+                                f"{Path(args.file).name}, event {args.event}: {Path(pred['model']).name}")
+            _emit({"file": args.file, "event": args.event, "out": str(path)}, args.json, f"wrote {path}")
+            return 0
         image = event.voxels if pred["plane"] is None else event.planes[pred["plane"]]
         where = "voxels" if pred["plane"] is None else f"plane {pred['plane']}"
         path = draw_prediction(image, pred["coords"], pred["label"], args.out,
@@ -104,8 +113,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = args.out or f"runs/{config.name}"
     summary = train(config, out, resume=args.resume, progress=not args.no_progress)
     val = summary.get("validation") or {}
+    key = "mean_iou" if "mean_iou" in val else "nonzero_accuracy"
     text = (f"trained {config.name} for {summary['iterations']} iterations into {out}: "
-            f"validation non-zero accuracy {val.get('nonzero_accuracy')}")
+            f"validation {key.replace('_', ' ')} {val.get(key)}")
     _emit(summary, args.json, text)
     return 0
 
@@ -146,11 +156,41 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     summary = evaluate(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
                        plane=args.plane, out=args.out, batch_size=args.batch_size, progress=not args.no_progress,
                        precision=args.precision)
+    if "cosmic_iou" in summary:  # the cosmic tagger
+        def fmt(v):
+            return "—" if v is None else f"{v:.3f}"
+
+        keys = ("accuracy", "nonbackground_accuracy", "cosmic_iou", "neutrino_iou", "mean_iou")
+        lines = [f"{len(summary['events'])} events ({summary['images']} plane images)",
+                 f"{'':24s}" + "".join(f"{k:>24s}" for k in keys),
+                 *(f"{'plane ' + str(p):24s}" + "".join(f"{fmt(row[k]):>24s}" for k in keys)
+                   for p, row in enumerate(summary["per_plane"])),
+                 f"{'mean':24s}" + "".join(f"{fmt(summary[k]):>24s}" for k in keys)]
+        _emit(summary, args.json, "\n".join(lines))
+        return 0
     lines = [f"{summary['images']} images; non-zero accuracy {summary['nonzero_accuracy']}; "
              f"two-class accuracy {summary['two_class_accuracy']}; ICPF mean {summary['icpf_mean']}, "
              f"90% {summary['icpf_q90']}"]
     lines += [f"  {name}: {value}" for name, value in summary["class_accuracy"].items()]
     _emit(summary, args.json, "\n".join(lines))
+    return 0
+
+
+def cmd_select(args: argparse.Namespace) -> int:
+    from lartpcnet.tagging import select
+
+    report = select(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
+                    min_pixels=args.min_pixels, max_row_separation=args.max_row_separation, out=args.out,
+                    progress=not args.no_progress)
+    lines = [f"selection: >= {report['min_pixels']} neutrino pixels on every plane, mean rows within "
+             f"{report['max_row_separation']:.0f}"]
+    for kind, value in report.get("efficiency", {}).items():
+        lines.append(f"  {kind:8s} efficiency {100 * value:.1f}% ({report['events'][kind]} events)")
+    if "cosmic_only_rejection" in report:
+        lines.append(f"  cosmic-only rejection {100 * report['cosmic_only_rejection']:.1f}% "
+                     f"({report['cosmic_only_events']} events)")
+    lines.append(f"  selected events: {report['selected']}")
+    _emit(report, args.json, "\n".join(lines))
     return 0
 
 
@@ -295,6 +335,23 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_evaluate)
+
+    select_cmd = sub.add_parser("select", help="neutrino event selection with the cosmic tagger (SBND cosmic "
+                                "paper, Table 3): efficiencies, cosmic-only rejection, ROC")
+    select_cmd.add_argument("--model", required=True, help="shipped name (cosmictagger_sbnd) or checkpoint")
+    source = select_cmd.add_mutually_exclusive_group(required=True)
+    source.add_argument("--in", dest="input", default=None, help="input file")
+    source.add_argument("--sample", default=None, help="simulate this sample instead (sbnd_cosmic)")
+    select_cmd.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
+    select_cmd.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
+    select_cmd.add_argument("--min-pixels", type=int, default=100, help="neutrino pixels needed on every plane")
+    select_cmd.add_argument("--max-row-separation", type=float, default=None,
+                            help="largest difference of mean neutrino rows between planes (default 50 at the "
+                                 "paper's 640-row images, scaled with the image height)")
+    select_cmd.add_argument("--out", default=None, help="folder for the ROC plot")
+    select_cmd.add_argument("--json", action="store_true", help="print one JSON object")
+    select_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
+    select_cmd.set_defaults(func=cmd_select)
 
     michel_cmd = sub.add_parser("michel", help="Michel electron reconstruction on U-ResNet output, with metrics "
                                 "and spectra (Domine & Terao VII)")

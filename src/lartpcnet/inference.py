@@ -24,11 +24,17 @@ from tqdm import tqdm
 
 import lartpcnet.data as data
 from lartpcnet.data.batching import dense_batch, sparse_batch
-from lartpcnet.data.labels import DENSE_CLASS_NAMES, SEMANTIC_NAMES, SEMANTIC_TO_TWO_CLASS, TWO_CLASS_NAMES
+from lartpcnet.data.labels import (
+    DENSE_CLASS_NAMES,
+    ORIGIN_NAMES,
+    SEMANTIC_NAMES,
+    SEMANTIC_TO_TWO_CLASS,
+    TWO_CLASS_NAMES,
+)
 from lartpcnet.errors import DataError
 from lartpcnet.io_utils import atomic_path
 from lartpcnet.metrics.segmentation import SegmentationMetrics
-from lartpcnet.models.registry import build
+from lartpcnet.models.registry import MODELS, build
 from lartpcnet.parts import PartsJob
 
 PREDICTION_FORMAT = "lartpcnet-predictions"
@@ -48,6 +54,9 @@ class LoadedModel:
     feature_scale: float
     source: str
     precision: str = "fp32"  # bf16: CPU/GPU autocast, faster, changes a measured fraction of labels
+    task: str = "segmentation"  # or tagging (the multi-plane cosmic tagger: lartpcnet.tagging)
+    downsample: int = 1  # tagging: pixel blocks merged before the network
+    threshold: float | None = None  # tagging: ADC below which pixels are not in the sparse set
 
     @property
     def sparse(self) -> bool:
@@ -55,6 +64,8 @@ class LoadedModel:
 
     @property
     def classes(self) -> tuple[str, ...]:
+        if self.task == "tagging":
+            return ORIGIN_NAMES
         return SEMANTIC_NAMES if self.sparse else DENSE_CLASS_NAMES
 
     def metrics(self) -> SegmentationMetrics:
@@ -97,8 +108,10 @@ def load_model(spec: str, device: str = "cpu", precision: str = "fp32") -> Loade
     net.load_state_dict(state["model"])
     net = fold_batchnorm(net.to(device))
     window = data_cfg.get("adc_window")
-    return LoadedModel(net, model_name, data_cfg.get("plane"), tuple(window) if window else None,
-                       float(data_cfg.get("feature_scale", 100.0)), str(path), precision)
+    task = MODELS[model_name].task
+    return LoadedModel(net, model_name, None if task == "tagging" else data_cfg.get("plane"),
+                       tuple(window) if window else None, float(data_cfg.get("feature_scale", 100.0)), str(path),
+                       precision, task, int(data_cfg.get("downsample", 1)), data_cfg.get("threshold"))
 
 
 def _image(event, plane: int | None, where: str, index: int):
@@ -197,6 +210,10 @@ def predict(model_spec: str, input_path: str, out: str, plane: int | None = None
             batch_size: int = 4, part_size: int = 50, progress: bool = True, precision: str = "fp32") -> dict:
     """Writes per-site scores and labels for every event of this shard to ``out`` (resumable)."""
     model = load_model(model_spec, precision=precision)
+    if model.task == "tagging":
+        from lartpcnet import tagging
+
+        return tagging.predict(model, input_path, out, shard, batch_size, part_size, progress)
     if plane is not None:
         model.plane = plane
     with data.open(input_path) as reader:
@@ -296,7 +313,8 @@ def read_predictions(path: str | Path, event: int) -> dict:
         plane = int(f.attrs["plane"])
         return {"coords": f["sites/coords"][lo:hi], "label": f["sites/label"][lo:hi],
                 "scores": f["sites/scores"][lo:hi].astype(np.float32), "classes": json.loads(f.attrs["classes"]),
-                "plane": None if plane < 0 else plane, "model": str(f.attrs["model"])}
+                "plane": None if plane < 0 else plane, "model": str(f.attrs["model"]),
+                "all_planes": plane == -2, "downsample": int(f.attrs.get("downsample", 1))}
 
 
 def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
@@ -308,6 +326,10 @@ def evaluate(model_spec: str, input_path: str | None = None, sample: str | None 
     if (input_path is None) == (sample is None):
         raise ValueError("give exactly one of --in FILE or --sample NAME")
     model = load_model(model_spec, precision=precision)
+    if model.task == "tagging":
+        from lartpcnet import tagging
+
+        return tagging.evaluate(model, input_path, sample, events, seed, out, batch_size, progress)
     if plane is not None:
         model.plane = plane
     metrics = model.metrics()

@@ -185,3 +185,45 @@ def draw_prediction(image: SparseImage, coords: np.ndarray, predicted: np.ndarra
             ax.set_xlabel("y voxel")
             ax.set_ylabel("x voxel")
     return save_figure(fig, path, dpi=100, title=title)
+
+
+def draw_tagging(planes: list[SparseImage], coords: np.ndarray, predicted: np.ndarray, path: str | Path,
+                 title: str) -> Path:
+    """Cosmic-tagger output: per plane (rows), charge, true and predicted origin
+    (background/cosmic/neutrino) and the mistakes. ``coords`` are (plane, row, column) at the
+    resolution of ``planes``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    names, cmap, norm, lowest = _class_style("origin")
+    fig, axes = plt.subplots(len(planes), 4, figsize=(22, 4.4 * len(planes)), squeeze=False)
+    for p, image in enumerate(planes):
+        mine = coords[:, 0] == p
+        shown = image.select(np.isin(np.arange(len(image)), _matching_sites(image, coords[mine, 1:])))
+        labels = np.empty(len(shown), np.int64)
+        labels[_matching_sites(shown, coords[mine, 1:])] = predicted[mine]
+        values = np.clip(shown.values, 1e-3, None)
+        vmin = max(float(values.min()) if len(values) else 1.0, 1.0)
+        art = _scatter_plane(axes[p, 0], shown, values, cmap="viridis",
+                             norm=LogNorm(vmin=vmin, vmax=max(float(values.max()) if len(values) else 2.0, vmin * 2)))
+        fig.colorbar(art, ax=axes[p, 0], label="charge [ADC]", pad=0.01)
+        axes[p, 0].set_title(f"plane {p}: {len(shown)} pixels", fontsize=9)
+        for ax, what, lab in ((axes[p, 1], "truth", shown.origin), (axes[p, 2], "prediction", labels)):
+            art = _scatter_plane(ax, shown, lab, cmap=cmap, norm=norm)
+            bar = fig.colorbar(art, ax=ax, ticks=range(lowest, lowest + len(names)), pad=0.01)
+            bar.ax.set_yticklabels(names, fontsize=7)
+            ax.set_title(f"plane {p}: {what}", fontsize=9)
+        wrong = labels != shown.origin
+        c = shown.coords
+        axes[p, 3].scatter(c[~wrong, 1], c[~wrong, 0], s=0.5, c="#c8c8c8", marker="s", linewidths=0, rasterized=True,
+                           label="right")
+        axes[p, 3].scatter(c[wrong, 1], c[wrong, 0], s=3, c="#d62728", marker="s", linewidths=0, rasterized=True,
+                           label="wrong")
+        axes[p, 3].set_title(f"plane {p}: {int(wrong.sum())} of {len(shown)} pixels wrong", fontsize=9)
+        axes[p, 3].legend(fontsize=8, markerscale=4, loc="upper right")
+        for ax in axes[p]:
+            _plane_axes(ax, image.shape)
+    return save_figure(fig, path, dpi=90, title=title)

@@ -1,0 +1,209 @@
+"""Applying the cosmic tagger: ``lartpcnet predict``, ``evaluate`` and ``select`` for it.
+
+Predictions are written per event and plane at the network's resolution (``downsample`` of the
+model): ``sites/coords`` holds (plane, row, column), with background/cosmic/neutrino scores and
+labels, and ``events/index`` + ``sites/offsets`` as for the U-ResNet outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+import torch
+from tqdm import tqdm
+
+import lartpcnet.data as data
+from lartpcnet.data.labels import NEUTRINO, ORIGIN_NAMES
+from lartpcnet.errors import DataError
+from lartpcnet.inference import PREDICTION_FORMAT, LoadedModel, _shard, load_model
+from lartpcnet.io_utils import atomic_path
+from lartpcnet.metrics.tagging import TaggingMetrics, plot_iou_vs_energy
+from lartpcnet.parts import PartsJob
+from lartpcnet.reco import selection
+from lartpcnet.train.tasks import TaggingItem, tagging_item, tagging_predictions
+
+ENERGY_BINS = np.arange(0.0, 3001.0, 250.0)  # MeV, Fig. 9
+
+
+def _items(model: LoadedModel, events, where: str, indices) -> list[TaggingItem]:
+    items = []
+    for i in indices:
+        event = events(i)
+        if len(event.planes) != model.net.config.planes:
+            raise DataError(f"has {len(event.planes)} planes, the tagger needs {model.net.config.planes}",
+                            file=where, event=i)
+        items.append(tagging_item(event, model.downsample))
+    return items
+
+
+def _run(model: LoadedModel, items: list[TaggingItem]) -> list[list[dict]]:
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=model.precision == "bf16"):
+        return tagging_predictions(model.net, items, model.threshold, torch.device("cpu"))
+
+
+def _write(path, events: list[int], results: list[list[dict]], model: LoadedModel) -> None:
+    coords, scores, labels, sizes = [], [], [], []
+    for planes in results:
+        n = 0
+        for p, r in enumerate(planes):
+            coords.append(np.concatenate([np.full((len(r["coords"]), 1), p, np.int32), r["coords"]], 1))
+            scores.append(r["scores"])
+            labels.append(r["label"])
+            n += len(r["label"])
+        sizes.append(n)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = PREDICTION_FORMAT
+        f.attrs["classes"] = json.dumps(list(ORIGIN_NAMES))
+        f.attrs["model"] = model.source
+        f.attrs["plane"] = -2  # every plane: coords are (plane, row, column)
+        f.attrs["downsample"] = model.downsample
+        f.create_dataset("events/index", data=np.asarray(events, np.int64))
+        f.create_dataset("sites/coords", data=np.concatenate(coords) if coords else np.zeros((0, 3), np.int32),
+                         compression="gzip")
+        f.create_dataset("sites/scores", data=(np.concatenate(scores) if scores else np.zeros((0, 3))).astype(
+            np.float16), compression="gzip")
+        f.create_dataset("sites/label", data=np.concatenate(labels) if labels else np.zeros(0, np.int8),
+                         compression="gzip")
+        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+
+
+def predict(model: LoadedModel, input_path: str, out: str, shard: str | None = None, batch_size: int = 1,
+            part_size: int = 20, progress: bool = True) -> dict:
+    with data.open(input_path) as reader:
+        indices = list(_shard(shard, len(reader)))
+        job = PartsJob(out, {"model": str(Path(model.source).resolve()), "input": str(Path(input_path).resolve()),
+                             "shard": shard, "precision": model.precision}, len(indices), part_size)
+        bar = tqdm(total=len(indices), initial=job.done_items(), desc="predict", unit="event",
+                   disable=not progress, file=sys.stderr)
+        for k in job.missing():
+            part = [indices[i] for i in job.items_of(k)]
+            results = []
+            for start in range(0, len(part), batch_size):
+                chunk = part[start : start + batch_size]
+                results += _run(model, _items(model, lambda i: reader[i], input_path, chunk))
+                bar.update(len(chunk))
+            _write(job.path(k), part, results, model)
+        bar.close()
+    tables = [_read_part(job.path(k)) for k in range(job.n_parts)]
+    merged = _merge(tables)
+    _write_merged(out, merged, model)
+    job.cleanup()
+    counts = {}
+    for n, event in enumerate(merged["events"]):
+        labels = merged["label"][merged["offsets"][n] : merged["offsets"][n + 1]]
+        planes = merged["coords"][merged["offsets"][n] : merged["offsets"][n + 1], 0]
+        counts[int(event)] = [{name: int(((labels == c) & (planes == p)).sum()) for c, name in enumerate(ORIGIN_NAMES)}
+                              for p in range(model.net.config.planes)]
+    return {"model": model.source, "input": input_path, "out": out, "shard": shard, "events": len(merged["events"]),
+            "downsample": model.downsample, "class_counts": counts}
+
+
+def _read_part(path) -> dict:
+    with h5py.File(path) as f:
+        return {"events": f["events/index"][:], "coords": f["sites/coords"][:], "scores": f["sites/scores"][:],
+                "label": f["sites/label"][:], "offsets": f["sites/offsets"][:]}
+
+
+def _merge(tables: list[dict]) -> dict:
+    offsets, base = [np.zeros(1, np.int64)], 0
+    for t in tables:
+        offsets.append(t["offsets"][1:] + base)
+        base += int(t["offsets"][-1])
+    return {"events": np.concatenate([t["events"] for t in tables]),
+            "coords": np.concatenate([t["coords"] for t in tables]),
+            "scores": np.concatenate([t["scores"] for t in tables]),
+            "label": np.concatenate([t["label"] for t in tables]), "offsets": np.concatenate(offsets)}
+
+
+def _write_merged(out, merged: dict, model: LoadedModel) -> None:
+    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
+        f.attrs["format"] = PREDICTION_FORMAT
+        f.attrs["classes"] = json.dumps(list(ORIGIN_NAMES))
+        f.attrs["model"] = model.source
+        f.attrs["plane"] = -2
+        f.attrs["downsample"] = model.downsample
+        f.create_dataset("events/index", data=merged["events"])
+        for name in ("coords", "scores", "label"):
+            f.create_dataset(f"sites/{name}", data=merged[name], compression="gzip")
+        f.create_dataset("sites/offsets", data=merged["offsets"])
+
+
+def _event_source(input_path: str | None, sample: str | None, events: int, seed: int):
+    from lartpcnet.sim.samples import generate_event, load_sample
+
+    if (input_path is None) == (sample is None):
+        raise ValueError("give exactly one of --in FILE or --sample NAME")
+    if sample is not None:
+        config = load_sample(sample)
+        return (lambda i: generate_event(config, seed, i)), range(events), f"sample {sample}"
+    reader = data.open(input_path)
+    return (lambda i: reader[i]), range(len(reader)), input_path
+
+
+def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, events: int = 100, seed: int = 0,
+             out: str | None = None, batch_size: int = 1, progress: bool = True) -> dict:
+    """Accuracy, non-background accuracy and IoUs per plane and averaged, per event too, and
+    (for simulated events) the IoUs against neutrino energy per interaction kind."""
+    event_at, indices, where = _event_source(input_path, sample, events, seed)
+    metrics = TaggingMetrics(model.net.config.planes)
+    per_event = []
+    bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
+    for start in range(0, len(indices), batch_size):
+        chunk = list(indices[start : start + batch_size])
+        items = _items(model, event_at, where, chunk)
+        for i, item, planes in zip(chunk, items, _run(model, items), strict=True):
+            mine = TaggingMetrics(len(planes))
+            for p, r in enumerate(planes):
+                h, w = item.planes[p].shape
+                metrics.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
+                mine.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
+            summary = mine.summary()
+            per_event.append({"event": i, "kind": item.kind, "energy": item.energy,
+                              **{k: summary[k] for k in ("accuracy", "nonbackground_accuracy", "cosmic_iou",
+                                                         "neutrino_iou", "mean_iou")}})
+        bar.update(len(chunk))
+    bar.close()
+    report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
+              "downsample": model.downsample, **metrics.summary(), "events": per_event}
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        curves = metrics.iou_vs_energy(ENERGY_BINS)
+        if curves:
+            report["iou_vs_energy"] = {"bins_mev": ENERGY_BINS.tolist(), **curves}
+            plot_iou_vs_energy(curves, ENERGY_BINS, Path(out) / "iou_vs_energy.png")
+    return report
+
+
+def select(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
+           seed: int = 0, min_pixels: int = 100, max_row_separation: float | None = None, out: str | None = None,
+           batch_size: int = 1, progress: bool = True) -> dict:
+    """``lartpcnet select``: the neutrino event selection with its efficiencies and ROC curve."""
+    model = load_model(model_spec)
+    if model.task != "tagging":
+        raise ValueError(f"{model_spec} is a {model.name} model; select needs a cosmic tagger")
+    event_at, indices, where = _event_source(input_path, sample, events, seed)
+    rows = []
+    bar = tqdm(total=len(indices), desc="select", unit="event", disable=not progress, file=sys.stderr)
+    for start in range(0, len(indices), batch_size):
+        chunk = list(indices[start : start + batch_size])
+        items = _items(model, event_at, where, chunk)
+        for i, item, planes in zip(chunk, items, _run(model, items), strict=True):
+            counts, means = selection.plane_summaries([r["coords"][r["label"] == NEUTRINO, 0] for r in planes])
+            rows.append({"event": i, "kind": item.kind or "unknown", "counts": counts, "means": means,
+                         "rows": item.planes[0].shape[0]})
+        bar.update(len(chunk))
+    bar.close()
+    cut = max_row_separation if max_row_separation is not None else (
+        selection.row_cut_for(rows[0]["rows"]) if rows else 50.0)
+    report = {"model": model.source, "input": input_path, "sample": sample, "min_pixels": min_pixels,
+              "max_row_separation": cut, **selection.efficiencies(rows, min_pixels, cut),
+              "selected": [r["event"] for r in rows if selection.selected(r["counts"], r["means"], min_pixels, cut)]}
+    report["roc"] = selection.roc(rows, max_row_separation=cut)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        report["roc_plot"] = str(selection.plot_roc(report["roc"], Path(out) / "selection_roc.png", min_pixels))
+    return report
