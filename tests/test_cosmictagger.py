@@ -174,3 +174,16 @@ def test_select_and_iou_plots_on_simulated_events(tiny_tagger, tmp_path, capsys)
     report = json.loads(capsys.readouterr().out)
     assert set(report["by_kind"]) <= {"nueCC", "numuCC", "NC", "cosmic_only"}
     assert (tmp_path / "iou_vs_energy.png").exists()
+
+
+def test_bench_table_lists_both_resolutions():
+    from lartpcnet.bench import cosmictagger
+
+    case = {"pixels": [10, 20, 30], "shape": [1280, 2048], "ms": 100.0, "peak_mb": 50.0}
+    report = {"cpu": "x", "threads": 2, "cases": [
+        {"resolution": "full", "sparse": True, **case}, {"resolution": "full", "sparse": False, **case, "ms": 900.0},
+        {"resolution": "50%", "sparse": True, **case, "shape": [640, 1024]},
+        {"resolution": "50%", "sparse": False, "error": "out of memory"}]}
+    text = cosmictagger.markdown(report, "lartpcnet bench cosmictagger")
+    assert "| full | 3 × 1280 × 2048 | 10, 20, 30 | 100 | 50 | 900 | 50 | 9.0× |" in text
+    assert "out of memory" in text

@@ -228,6 +228,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
         report = uresnet.run(quick=args.quick, threads=args.threads, progress=not args.no_progress)
         files = uresnet.write(report, Path(args.out), command, stem="uresnet-quick" if args.quick else "uresnet")
         text = uresnet.markdown(report, command)
+    elif args.target == "cosmictagger":
+        from lartpcnet.bench import cosmictagger
+
+        report = cosmictagger.run(quick=args.quick, threads=args.threads, progress=not args.no_progress)
+        files = cosmictagger.write(report, Path(args.out), command)
+        text = cosmictagger.markdown(report, command)
     elif args.target == "michel":
         from lartpcnet.bench import michel
 
@@ -377,10 +383,10 @@ def build_parser() -> argparse.ArgumentParser:
     michel_cmd.set_defaults(func=cmd_michel)
 
     bench = sub.add_parser("bench", help="performance benchmarks (tables, plots, benchmarks/results/)")
-    bench.add_argument("target", choices=["engine", "sim", "uresnet", "michel"],
+    bench.add_argument("target", choices=["engine", "sim", "uresnet", "michel", "cosmictagger"],
                        help="engine: one sparse conv layer vs dense and peers; sim: simulation speed per sample; "
                             "uresnet: SparseSSNet inference/training cost vs the dense U-ResNet; michel: the Michel "
-                            "reconstruction step per 512^3 event")
+                            "reconstruction step per 512^3 event; cosmictagger: full SBND events, sparse vs dense")
     bench.add_argument("--events", type=positive_int, default=None,
                        help="sim: events per sample; michel: events (default 20)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
