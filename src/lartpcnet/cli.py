@@ -124,7 +124,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from lartpcnet.inference import predict
 
     summary = predict(args.model, args.input, args.out, plane=args.plane, shard=args.shard,
-                      batch_size=args.batch_size, progress=not args.no_progress, precision=args.precision)
+                      batch_size=args.batch_size, progress=not args.no_progress, precision=args.precision,
+                      device=args.device)
     _emit(summary, args.json, f"wrote predictions for {summary['events']} events to {summary['out']}")
     return 0
 
@@ -155,7 +156,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     summary = evaluate(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
                        plane=args.plane, out=args.out, batch_size=args.batch_size, progress=not args.no_progress,
-                       precision=args.precision)
+                       precision=args.precision, device=args.device)
     if "cosmic_iou" in summary:  # the cosmic tagger
         def fmt(v):
             return "—" if v is None else f"{v:.3f}"
@@ -319,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
     predict.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                          help="bf16 is faster on CPUs with bf16 units and changes a few labels (see README)")
+    predict.add_argument("--device", default="auto", help="auto (GPU where there is one), cpu, cuda, cuda:1, ...")
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(func=cmd_predict)
@@ -338,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--out", default=None, help="folder for confusion-matrix plots")
     evaluate.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
     evaluate.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
+    evaluate.add_argument("--device", default="auto", help="auto (GPU where there is one), cpu, cuda, ...")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_evaluate)

@@ -68,6 +68,10 @@ class LoadedModel:
             return ORIGIN_NAMES
         return SEMANTIC_NAMES if self.sparse else DENSE_CLASS_NAMES
 
+    @property
+    def device(self) -> torch.device:
+        return next(self.net.parameters()).device
+
     def metrics(self) -> SegmentationMetrics:
         return SegmentationMetrics() if self.sparse else SegmentationMetrics(DENSE_CLASS_NAMES, background=0)
 
@@ -86,10 +90,13 @@ def shipped_weights(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def load_model(spec: str, device: str = "cpu", precision: str = "fp32") -> LoadedModel:
-    """A network from a shipped name (``sparsessnet_uboone``) or a checkpoint path."""
+def load_model(spec: str, device: str = "auto", precision: str = "fp32") -> LoadedModel:
+    """A network from a shipped name (``sparsessnet_uboone``) or a checkpoint path, on ``device``
+    (``auto``: the GPU where there is one)."""
     from lartpcnet.sparse import fold_batchnorm
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     path = shipped_weights(spec) or Path(spec)
@@ -134,8 +141,8 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
         return _infer_dense(model, images)
     batch = sparse_batch(images, model.adc_window, pad_to=model.net.config.stride, scale=model.feature_scale)
     with torch.no_grad(), _precision(model):
-        out = model.net(batch.tensor)
-    scores = torch.softmax(out.feats.float(), dim=1)
+        out = model.net(batch.tensor.to(model.device))
+    scores = torch.softmax(out.feats.float(), dim=1).cpu()
     rows = batch.tensor.coords[:, 0]
     results = []
     for b in range(len(images)):
@@ -148,8 +155,7 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
 
 
 def _precision(model: LoadedModel):
-    device = next(model.net.parameters()).device.type
-    return torch.autocast(device, dtype=torch.bfloat16, enabled=model.precision == "bf16")
+    return torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=model.precision == "bf16")
 
 
 def predict_image(model: LoadedModel, image) -> tuple[np.ndarray, np.ndarray]:
@@ -163,7 +169,7 @@ def _infer_dense(model: LoadedModel, images: list) -> list[dict]:
     and the truth of every pixel (``pixel_truth``/``pixel_label``, flattened) for evaluation."""
     batch = dense_batch(images, model.adc_window, pad_to=model.net.config.stride, scale=model.feature_scale)
     with torch.no_grad(), _precision(model):
-        scores = torch.softmax(model.net(batch.image).float(), dim=1)
+        scores = torch.softmax(model.net(batch.image.to(model.device)).float(), dim=1).cpu()
     labels = scores.argmax(1)
     results = []
     for b, image in enumerate(images):
@@ -207,9 +213,10 @@ def _shard(text: str | None, events: int) -> range:
 
 
 def predict(model_spec: str, input_path: str, out: str, plane: int | None = None, shard: str | None = None,
-            batch_size: int = 4, part_size: int = 50, progress: bool = True, precision: str = "fp32") -> dict:
+            batch_size: int = 4, part_size: int = 50, progress: bool = True, precision: str = "fp32",
+            device: str = "auto") -> dict:
     """Writes per-site scores and labels for every event of this shard to ``out`` (resumable)."""
-    model = load_model(model_spec, precision=precision)
+    model = load_model(model_spec, device, precision)
     if model.task == "tagging":
         from lartpcnet import tagging
 
@@ -319,13 +326,13 @@ def read_predictions(path: str | Path, event: int) -> dict:
 
 def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
              seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
-             progress: bool = True, adc_scale: float = 1.0, precision: str = "fp32") -> dict:
+             progress: bool = True, adc_scale: float = 1.0, precision: str = "fp32", device: str = "auto") -> dict:
     """Segmentation metrics of a model on a file or on freshly simulated events (plots into ``out``)."""
     from lartpcnet.sim.samples import generate_event, load_sample
 
     if (input_path is None) == (sample is None):
         raise ValueError("give exactly one of --in FILE or --sample NAME")
-    model = load_model(model_spec, precision=precision)
+    model = load_model(model_spec, device, precision)
     if model.task == "tagging":
         from lartpcnet import tagging
 

@@ -41,8 +41,8 @@ def _items(model: LoadedModel, events, where: str, indices) -> list[TaggingItem]
 
 
 def _run(model: LoadedModel, items: list[TaggingItem]) -> list[list[dict]]:
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=model.precision == "bf16"):
-        return tagging_predictions(model.net, items, model.threshold, torch.device("cpu"))
+    with torch.no_grad(), torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=model.precision == "bf16"):
+        return tagging_predictions(model.net, items, model.threshold, model.device)
 
 
 def _write(path, events: list[int], results: list[list[dict]], model: LoadedModel) -> None:
@@ -180,9 +180,9 @@ def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, eve
 
 def select(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
            seed: int = 0, min_pixels: int = 100, max_row_separation: float | None = None, out: str | None = None,
-           batch_size: int = 1, progress: bool = True) -> dict:
+           batch_size: int = 1, progress: bool = True, device: str = "auto") -> dict:
     """``lartpcnet select``: the neutrino event selection with its efficiencies and ROC curve."""
-    model = load_model(model_spec)
+    model = load_model(model_spec, device)
     if model.task != "tagging":
         raise ValueError(f"{model_spec} is a {model.name} model; select needs a cosmic tagger")
     event_at, indices, where = _event_source(input_path, sample, events, seed)
