@@ -50,12 +50,13 @@ ADC = ((10.0, 300.0), 100.0)  # wire planes: SparseSSNet's ADC window, ADC / 100
 MEV = (None, 1.0)  # voxels: every voxel, MeV as they are
 
 
-def _inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC) -> dict:
+def _inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC, bf16: bool = False) -> dict:
+    """Time and memory of inference as ``lartpcnet predict`` runs it (``net`` folded, eval)."""
     net.eval()
     window, scale = inputs
 
     def run() -> None:
-        with torch.no_grad():
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             net(sparse_batch(images, window, pad_to=net.config.stride, scale=scale).tensor)
 
     return measure(run, repeats, memory_from_start=True)

@@ -1,0 +1,76 @@
+"""The pretrained weights that ship inside the package, on freshly simulated events.
+
+Two kinds of check per model: a regression floor (the weights load, run and are as good as when
+they were exported, within a margin for the small test set), and the issue's accuracy goal, which
+these CPU-trained weights do not reach yet: those tests are expected failures, and turn into
+passes (XPASS) once weights trained longer ship. docs/models.md has the full numbers.
+"""
+
+import pytest
+
+from lartpcnet import inference
+
+# Regression floors: below what the exported weights measured on 100 fresh events (docs/models.md).
+# On these 16 events the exported weights give 0.739 / 0.926 (2D), 0.924 overall with Michel 0.62 and
+# delta 0.96 (3D), and the Michel command (attachment 6 px) 0.46 ID efficiency, 0.79 ID purity.
+FLOOR_2D = {"nonzero_accuracy": 0.70, "two_class_accuracy": 0.88}
+FLOOR_3D = {"nonzero_accuracy": 0.88, "Michel": 0.45, "delta": 0.85}
+FLOOR_MICHEL = {"id_efficiency": 0.35, "id_purity": 0.65}
+SEED = 8675309  # neither training (1, or the file of seed 101) nor validation (2) events
+
+
+@pytest.fixture(scope="module")
+def sparsessnet():
+    assert inference.shipped_weights("sparsessnet_uboone") is not None, "sparsessnet_uboone weights are missing"
+    return inference.evaluate("sparsessnet_uboone", sample="particle_bomb", events=16, seed=SEED, progress=False)
+
+
+@pytest.fixture(scope="module")
+def uresnet3d():
+    assert inference.shipped_weights("uresnet3d_pilarnet") is not None, "uresnet3d_pilarnet weights are missing"
+    return inference.evaluate("uresnet3d_pilarnet", sample="pilarnet3d", events=16, seed=SEED, progress=False)
+
+
+def test_sparsessnet_weights_meet_their_floor(sparsessnet):
+    assert sparsessnet["images"] == 16
+    for key, floor in FLOOR_2D.items():
+        assert sparsessnet[key] >= floor, (key, sparsessnet[key])
+
+
+@pytest.mark.xfail(reason="CPU-trained weights are below the SparseSSNet goal (docs/models.md)", strict=False)
+def test_sparsessnet_weights_reach_the_goal(sparsessnet):
+    assert sparsessnet["nonzero_accuracy"] >= 0.99 and sparsessnet["two_class_accuracy"] >= 0.995
+
+
+def test_uresnet3d_weights_meet_their_floor(uresnet3d):
+    assert uresnet3d["nonzero_accuracy"] >= FLOOR_3D["nonzero_accuracy"]
+    for name in ("Michel", "delta"):
+        assert uresnet3d["class_accuracy"][name] >= FLOOR_3D[name], (name, uresnet3d["class_accuracy"][name])
+
+
+@pytest.mark.xfail(reason="CPU-trained weights are below the Domine & Terao goal (docs/models.md)", strict=False)
+def test_uresnet3d_weights_reach_the_goal(uresnet3d):
+    assert uresnet3d["nonzero_accuracy"] >= 0.99
+    assert uresnet3d["class_accuracy"]["Michel"] >= 0.90 and uresnet3d["class_accuracy"]["delta"] >= 0.90
+
+
+def test_michel_command_with_the_shipped_weights(tmp_path):
+    from lartpcnet.reco import michel
+
+    # these weights end muon tracks a few voxels short of the Michel electron (their last voxels
+    # come out HIP), so the paper's tight attachment finds few candidates: loosen it to 6 px
+    report = michel.run("uresnet3d_pilarnet", str(tmp_path / "m.h5"), sample="michel", events=30, seed=SEED,
+                        config=michel.MichelConfig(attach_distance=6.0), progress=False)
+    assert report["n_true"] >= 40
+    for key, floor in FLOOR_MICHEL.items():
+        assert report[key] >= floor, (key, report[key])
+
+
+@pytest.mark.xfail(reason="CPU-trained 3D weights: the Michel goals are far off (docs/models.md)", strict=False)
+def test_michel_goals_with_the_shipped_weights(tmp_path):
+    from lartpcnet.reco import michel
+
+    report = michel.run("uresnet3d_pilarnet", str(tmp_path / "m.h5"), sample="michel", events=30, seed=SEED,
+                        progress=False)
+    assert report["id_efficiency"] >= 0.95 and report["id_purity"] >= 0.97
+    assert report["cluster_efficiency"] >= 0.96 and report["cluster_purity"] >= 0.96
