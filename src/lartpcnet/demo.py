@@ -175,9 +175,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{summary['images']} PILArNet-like cubes: 5-class non-zero accuracy {summary['nonzero_accuracy']:.4f}")
         report = michel.run("uresnet3d_pilarnet", str(out / "michel.h5"), sample="michel", events=20, seed=7,
                             add_showers=True, plots=str(out / "michel"), progress=False)
+        def pct(v):
+            return "—" if v is None else f"{100 * v:.1f}%"
+
         print(f"lartpcnet michel on 20 simulated events: {report['n_true']} true Michel electrons, "
-              f"{report['n_candidates']} candidates; ID efficiency {report['id_efficiency']}, ID purity "
-              f"{report['id_purity']}; reconstruction {report['reco_ms_per_event']:.1f} ms/event; plots in "
+              f"{report['n_candidates']} candidates; ID efficiency {pct(report['id_efficiency'])}, ID purity "
+              f"{pct(report['id_purity'])}; reconstruction {report['reco_ms_per_event']:.1f} ms/event; plots in "
               f"{out / 'michel'}/")
         atomic_write_text(out / "michel_metrics.json", json.dumps(report, indent=1))
 
