@@ -324,34 +324,37 @@ def read_predictions(path: str | Path, event: int) -> dict:
                 "all_planes": plane == -2, "downsample": int(f.attrs.get("downsample", 1))}
 
 
-def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
-             seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
-             progress: bool = True, adc_scale: float = 1.0, precision: str = "fp32", device: str = "auto") -> dict:
-    """Segmentation metrics of a model on a file or on freshly simulated events (plots into ``out``)."""
+def event_source(input_path: str | None, sample: str | None, events: int, seed: int):
+    """``(event_at, indices, where)`` for ``--in FILE`` or ``--sample NAME --events N --seed K``:
+    event ``i`` of the file, or event ``i`` of the sample simulated with ``seed``."""
     from lartpcnet.sim.samples import generate_event, load_sample
 
     if (input_path is None) == (sample is None):
         raise ValueError("give exactly one of --in FILE or --sample NAME")
+    if sample is not None:
+        config = load_sample(sample)
+        return (lambda i: generate_event(config, seed, i)), range(events), f"sample {sample}"
+    reader = data.open(input_path)
+    return (lambda i: reader[i]), range(len(reader)), input_path
+
+
+def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
+             seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
+             progress: bool = True, adc_scale: float = 1.0, precision: str = "fp32", device: str = "auto") -> dict:
+    """Segmentation metrics of a model on a file or on freshly simulated events (plots into ``out``)."""
     model = load_model(model_spec, device, precision)
     if model.task == "tagging":
         from lartpcnet import tagging
 
         return tagging.evaluate(model, input_path, sample, events, seed, out, batch_size, progress)
+    event_at, indices, where = event_source(input_path, sample, events, seed)
     if plane is not None:
         model.plane = plane
     metrics = model.metrics()
-    if sample is not None:
-        config = load_sample(sample)
-        indices = range(events)
 
-        def image(i):
-            return _image(generate_event(config, seed, i), model.plane, f"sample {sample}", i)
-    else:
-        reader = data.open(input_path)
-        indices = range(len(reader))
+    def image(i):
+        return _image(event_at(i), model.plane, where, i)
 
-        def image(i):
-            return _image(reader[i], model.plane, input_path, i)
     bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
     chunk: list = []
     for i in indices:

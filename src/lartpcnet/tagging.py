@@ -19,7 +19,7 @@ from tqdm import tqdm
 import lartpcnet.data as data
 from lartpcnet.data.labels import NEUTRINO, ORIGIN_NAMES
 from lartpcnet.errors import DataError
-from lartpcnet.inference import PREDICTION_FORMAT, LoadedModel, _shard, load_model
+from lartpcnet.inference import PREDICTION_FORMAT, LoadedModel, _shard, event_source, load_model
 from lartpcnet.io_utils import atomic_path
 from lartpcnet.metrics.tagging import TaggingMetrics, plot_iou_vs_energy
 from lartpcnet.parts import PartsJob
@@ -132,23 +132,11 @@ def _write_merged(out, merged: dict, model: LoadedModel) -> None:
         f.create_dataset("sites/offsets", data=merged["offsets"])
 
 
-def _event_source(input_path: str | None, sample: str | None, events: int, seed: int):
-    from lartpcnet.sim.samples import generate_event, load_sample
-
-    if (input_path is None) == (sample is None):
-        raise ValueError("give exactly one of --in FILE or --sample NAME")
-    if sample is not None:
-        config = load_sample(sample)
-        return (lambda i: generate_event(config, seed, i)), range(events), f"sample {sample}"
-    reader = data.open(input_path)
-    return (lambda i: reader[i]), range(len(reader)), input_path
-
-
 def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, events: int = 100, seed: int = 0,
              out: str | None = None, batch_size: int = 1, progress: bool = True) -> dict:
     """Accuracy, non-background accuracy and IoUs per plane and averaged, per event too, and
     (for simulated events) the IoUs against neutrino energy per interaction kind."""
-    event_at, indices, where = _event_source(input_path, sample, events, seed)
+    event_at, indices, where = event_source(input_path, sample, events, seed)
     metrics = TaggingMetrics(model.net.config.planes)
     per_event = []
     bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
@@ -185,7 +173,7 @@ def select(model_spec: str, input_path: str | None = None, sample: str | None = 
     model = load_model(model_spec, device)
     if model.task != "tagging":
         raise ValueError(f"{model_spec} is a {model.name} model; select needs a cosmic tagger")
-    event_at, indices, where = _event_source(input_path, sample, events, seed)
+    event_at, indices, where = event_source(input_path, sample, events, seed)
     rows = []
     bar = tqdm(total=len(indices), desc="select", unit="event", disable=not progress, file=sys.stderr)
     for start in range(0, len(indices), batch_size):

@@ -265,31 +265,16 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
 
     from tqdm import tqdm
 
-    import lartpcnet.data as data
     from lartpcnet import inference
     from lartpcnet.parts import PartsJob
-    from lartpcnet.sim.samples import generate_event, load_sample
 
     config = config or MichelConfig()
-    if (input_path is None) == (sample is None):
-        raise ValueError("give exactly one of --in FILE or --sample NAME")
+    event_at, indices, where = inference.event_source(input_path, sample, events, seed)
+    n_events = len(indices)
     _dbscan(np.zeros((1, 3)), 1.0, 1)  # imports scikit-learn now, not inside the timed reconstruction
     model = inference.load_model(model_spec)
     if plane is not None:
         model.plane = plane
-    where = input_path or f"sample {sample}"
-    if sample is not None:
-        sample_config = load_sample(sample)
-        n_events = events
-
-        def event_at(i):
-            return generate_event(sample_config, seed, i)
-    else:
-        reader = data.open(input_path)
-        n_events = len(reader)
-
-        def event_at(i):
-            return reader[i]
     job = PartsJob(out, {"model": str(model.source), "input": input_path and str(Path(input_path).resolve()),
                          "sample": sample, "seed": seed if sample else None, "events": n_events,
                          "plane": model.plane, "config": config.model_dump(), "add_showers": add_showers},
