@@ -45,30 +45,43 @@ def _run(model: LoadedModel, items: list[TaggingItem]) -> list[list[dict]]:
         return tagging_predictions(model.net, items, model.threshold, model.device)
 
 
-def _write(path, events: list[int], results: list[list[dict]], model: LoadedModel) -> None:
+def _predicted(model: LoadedModel, event_at, where: str, indices, batch_size: int, bar):
+    """``(index, item, per-plane predictions)`` for each event, run in batches; ``bar`` counts them."""
+    indices = list(indices)
+    for start in range(0, len(indices), batch_size):
+        chunk = indices[start : start + batch_size]
+        items = _items(model, event_at, where, chunk)
+        yield from zip(chunk, items, _run(model, items), strict=True)
+        bar.update(len(chunk))
+
+
+def _tables(events: list[int], results: list[list[dict]]) -> dict:
+    """Per-event predictions as the output file's arrays (coords are plane, row, column)."""
     coords, scores, labels, sizes = [], [], [], []
     for planes in results:
-        n = 0
         for p, r in enumerate(planes):
             coords.append(np.concatenate([np.full((len(r["coords"]), 1), p, np.int32), r["coords"]], 1))
             scores.append(r["scores"])
             labels.append(r["label"])
-            n += len(r["label"])
-        sizes.append(n)
+        sizes.append(sum(len(r["label"]) for r in planes))
+    return {"events": np.asarray(events, np.int64),
+            "coords": np.concatenate(coords) if coords else np.zeros((0, 3), np.int32),
+            "scores": (np.concatenate(scores) if scores else np.zeros((0, 3))).astype(np.float16),
+            "label": np.concatenate(labels) if labels else np.zeros(0, np.int8),
+            "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)}
+
+
+def _write(path, tables: dict, model: LoadedModel) -> None:
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = PREDICTION_FORMAT
         f.attrs["classes"] = json.dumps(list(ORIGIN_NAMES))
         f.attrs["model"] = model.source
         f.attrs["plane"] = -2  # every plane: coords are (plane, row, column)
         f.attrs["downsample"] = model.downsample
-        f.create_dataset("events/index", data=np.asarray(events, np.int64))
-        f.create_dataset("sites/coords", data=np.concatenate(coords) if coords else np.zeros((0, 3), np.int32),
-                         compression="gzip")
-        f.create_dataset("sites/scores", data=(np.concatenate(scores) if scores else np.zeros((0, 3))).astype(
-            np.float16), compression="gzip")
-        f.create_dataset("sites/label", data=np.concatenate(labels) if labels else np.zeros(0, np.int8),
-                         compression="gzip")
-        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+        f.create_dataset("events/index", data=tables["events"])
+        for name in ("coords", "scores", "label"):
+            f.create_dataset(f"sites/{name}", data=tables[name], compression="gzip")
+        f.create_dataset("sites/offsets", data=tables["offsets"])
 
 
 def predict(model: LoadedModel, input_path: str, out: str, shard: str | None = None, batch_size: int = 1,
@@ -81,16 +94,12 @@ def predict(model: LoadedModel, input_path: str, out: str, shard: str | None = N
                    disable=not progress, file=sys.stderr)
         for k in job.missing():
             part = [indices[i] for i in job.items_of(k)]
-            results = []
-            for start in range(0, len(part), batch_size):
-                chunk = part[start : start + batch_size]
-                results += _run(model, _items(model, lambda i: reader[i], input_path, chunk))
-                bar.update(len(chunk))
-            _write(job.path(k), part, results, model)
+            results = [planes for _, _, planes in _predicted(model, lambda i: reader[i], input_path, part,
+                                                             batch_size, bar)]
+            _write(job.path(k), _tables(part, results), model)
         bar.close()
-    tables = [_read_part(job.path(k)) for k in range(job.n_parts)]
-    merged = _merge(tables)
-    _write_merged(out, merged, model)
+    merged = _merge([_read_part(job.path(k)) for k in range(job.n_parts)])
+    _write(out, merged, model)
     job.cleanup()
     counts = {}
     for n, event in enumerate(merged["events"]):
@@ -119,19 +128,6 @@ def _merge(tables: list[dict]) -> dict:
             "label": np.concatenate([t["label"] for t in tables]), "offsets": np.concatenate(offsets)}
 
 
-def _write_merged(out, merged: dict, model: LoadedModel) -> None:
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = PREDICTION_FORMAT
-        f.attrs["classes"] = json.dumps(list(ORIGIN_NAMES))
-        f.attrs["model"] = model.source
-        f.attrs["plane"] = -2
-        f.attrs["downsample"] = model.downsample
-        f.create_dataset("events/index", data=merged["events"])
-        for name in ("coords", "scores", "label"):
-            f.create_dataset(f"sites/{name}", data=merged[name], compression="gzip")
-        f.create_dataset("sites/offsets", data=merged["offsets"])
-
-
 def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, events: int = 100, seed: int = 0,
              out: str | None = None, batch_size: int = 1, progress: bool = True) -> dict:
     """Accuracy, non-background accuracy and IoUs per plane and averaged, per event too, and
@@ -140,20 +136,16 @@ def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, eve
     metrics = TaggingMetrics(model.net.config.planes)
     per_event = []
     bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
-    for start in range(0, len(indices), batch_size):
-        chunk = list(indices[start : start + batch_size])
-        items = _items(model, event_at, where, chunk)
-        for i, item, planes in zip(chunk, items, _run(model, items), strict=True):
-            mine = TaggingMetrics(len(planes))
-            for p, r in enumerate(planes):
-                h, w = item.planes[p].shape
-                metrics.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
-                mine.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
-            summary = mine.summary()
-            per_event.append({"event": i, "kind": item.kind, "energy": item.energy,
-                              **{k: summary[k] for k in ("accuracy", "nonbackground_accuracy", "cosmic_iou",
-                                                         "neutrino_iou", "mean_iou")}})
-        bar.update(len(chunk))
+    for i, item, planes in _predicted(model, event_at, where, indices, batch_size, bar):
+        mine = TaggingMetrics(len(planes))
+        for p, r in enumerate(planes):
+            h, w = item.planes[p].shape
+            metrics.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
+            mine.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
+        summary = mine.summary()
+        per_event.append({"event": i, "kind": item.kind, "energy": item.energy,
+                          **{k: summary[k] for k in ("accuracy", "nonbackground_accuracy", "cosmic_iou",
+                                                     "neutrino_iou", "mean_iou")}})
     bar.close()
     report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
               "downsample": model.downsample, **metrics.summary(), "events": per_event}
@@ -176,14 +168,10 @@ def select(model_spec: str, input_path: str | None = None, sample: str | None = 
     event_at, indices, where = event_source(input_path, sample, events, seed)
     rows = []
     bar = tqdm(total=len(indices), desc="select", unit="event", disable=not progress, file=sys.stderr)
-    for start in range(0, len(indices), batch_size):
-        chunk = list(indices[start : start + batch_size])
-        items = _items(model, event_at, where, chunk)
-        for i, item, planes in zip(chunk, items, _run(model, items), strict=True):
-            counts, means = selection.plane_summaries([r["coords"][r["label"] == NEUTRINO, 0] for r in planes])
-            rows.append({"event": i, "kind": item.kind or "unknown", "counts": counts, "means": means,
-                         "rows": item.planes[0].shape[0]})
-        bar.update(len(chunk))
+    for i, item, planes in _predicted(model, event_at, where, indices, batch_size, bar):
+        counts, means = selection.plane_summaries([r["coords"][r["label"] == NEUTRINO, 0] for r in planes])
+        rows.append({"event": i, "kind": item.kind or "unknown", "counts": counts, "means": means,
+                     "rows": item.planes[0].shape[0]})
     bar.close()
     cut = max_row_separation if max_row_separation is not None else (
         selection.row_cut_for(rows[0]["rows"]) if rows else 50.0)
