@@ -198,19 +198,30 @@ def _truth_labels(image, particles: np.ndarray | None) -> tuple[np.ndarray, bool
     return relabel_secondaries(image.semantic, image.instance, particles), True
 
 
-def _write_part(path, candidates: list, truth: list, sites: list, dim: int) -> None:
+def _write_output(path, candidates: np.ndarray, truth: np.ndarray, coords: np.ndarray, sizes: np.ndarray,
+                  config: MichelConfig | None = None) -> None:
+    """The michel file layout (a part, or the merged output with its config): the candidate and
+    true-cluster tables, and each candidate's sites by offsets."""
+    import json
+
     import h5py
 
     from lartpcnet.io_utils import atomic_path
 
-    counts = np.array([len(s) for s in sites], np.int64)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.attrs["format"] = "lartpcnet-michel"
-        f.create_dataset("candidates", data=np.array(candidates, dtype=CANDIDATE_DTYPE))
-        f.create_dataset("true_clusters", data=np.array(truth, dtype=TRUE_DTYPE))
-        f.create_dataset("sites/coords", data=np.concatenate(sites).astype(np.int32) if sites
-                         else np.zeros((0, dim), np.int32), compression="gzip")
-        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
+        if config is not None:
+            f.attrs["config"] = json.dumps(config.model_dump())
+        f.create_dataset("candidates", data=candidates)
+        f.create_dataset("true_clusters", data=truth)
+        f.create_dataset("sites/coords", data=coords, compression="gzip")
+        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+
+
+def _write_part(path, candidates: list, truth: list, sites: list, dim: int) -> None:
+    coords = np.concatenate(sites).astype(np.int32) if sites else np.zeros((0, dim), np.int32)
+    _write_output(path, np.array(candidates, dtype=CANDIDATE_DTYPE), np.array(truth, dtype=TRUE_DTYPE), coords,
+                  np.array([len(x) for x in sites], np.int64))
 
 
 def read_output(path) -> dict:
@@ -232,24 +243,12 @@ def read_output(path) -> dict:
 
 
 def _merge(job, out, config: MichelConfig, dim: int) -> dict:
-    import json
-
-    import h5py
-
-    from lartpcnet.io_utils import atomic_path
-
     parts = [read_output(job.path(k)) for k in range(job.n_parts)]
     candidates = np.concatenate([p["candidates"] for p in parts]) if parts else np.zeros(0, CANDIDATE_DTYPE)
     truth = np.concatenate([p["true_clusters"] for p in parts]) if parts else np.zeros(0, TRUE_DTYPE)
     coords = np.concatenate([p["coords"] for p in parts]) if parts else np.zeros((0, dim), np.int32)
     sizes = np.concatenate([np.diff(p["offsets"]) for p in parts]) if parts else np.zeros(0, np.int64)
-    with atomic_path(out) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = "lartpcnet-michel"
-        f.attrs["config"] = json.dumps(config.model_dump())
-        f.create_dataset("candidates", data=candidates)
-        f.create_dataset("true_clusters", data=truth)
-        f.create_dataset("sites/coords", data=coords, compression="gzip")
-        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+    _write_output(out, candidates, truth, coords, sizes, config)
     job.cleanup()
     return {"candidates": candidates, "true_clusters": truth}
 
