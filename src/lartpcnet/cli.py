@@ -265,6 +265,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_events(parser: argparse.ArgumentParser, in_help: str, sample_help: str, required: bool = True) -> None:
+    """``--in FILE`` or ``--sample NAME`` with ``--events`` and ``--seed``: where a command's events come from."""
+    source = parser.add_mutually_exclusive_group(required=required)
+    source.add_argument("--in", dest="input", default=None, help=in_help)
+    source.add_argument("--sample", default=None, help=sample_help)
+    parser.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
+    parser.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lartpcnet", description="Sparse deep-learning reconstruction of LArTPC images."
@@ -334,15 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = sub.add_parser("evaluate", help="segmentation metrics on a file or fresh simulated events")
     evaluate.add_argument("--model", required=True, help="checkpoint from lartpcnet train")
-    source = evaluate.add_mutually_exclusive_group()
-    source.add_argument("--in", dest="input", default=None, help="labelled input file")
-    source.add_argument("--sample", default=None, help="simulate this sample instead")
+    _add_events(evaluate, "labelled input file", "simulate this sample instead", required=False)
     evaluate.add_argument("--table", action="store_true",
                           help="metrics on fresh events of each benchmark sample (MicroBooNE 2019 Table I)")
     evaluate.add_argument("--scale-curve", action="store_true",
                           help="ICPF against a 0.75-1.25 pixel-value scale factor (default sample mpv)")
-    evaluate.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
-    evaluate.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
     evaluate.add_argument("--plane", type=int, default=None, help="wire plane (default: the model's)")
     evaluate.add_argument("--out", default=None, help="folder for confusion-matrix plots")
     evaluate.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
@@ -355,11 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     select_cmd = sub.add_parser("select", help="neutrino event selection with the cosmic tagger (SBND cosmic "
                                 "paper, Table 3): efficiencies, cosmic-only rejection, ROC")
     select_cmd.add_argument("--model", required=True, help="shipped name (cosmictagger_sbnd) or checkpoint")
-    source = select_cmd.add_mutually_exclusive_group(required=True)
-    source.add_argument("--in", dest="input", default=None, help="input file")
-    source.add_argument("--sample", default=None, help="simulate this sample instead (sbnd_cosmic)")
-    select_cmd.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
-    select_cmd.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
+    _add_events(select_cmd, "input file", "simulate this sample instead (sbnd_cosmic)")
     select_cmd.add_argument("--min-pixels", type=int, default=100, help="neutrino pixels needed on every plane")
     select_cmd.add_argument("--max-row-separation", type=float, default=None,
                             help="largest difference of mean neutrino rows between planes (default 50 at the "
@@ -372,11 +373,7 @@ def build_parser() -> argparse.ArgumentParser:
     michel_cmd = sub.add_parser("michel", help="Michel electron reconstruction on U-ResNet output, with metrics "
                                 "and spectra (Domine & Terao VII)")
     michel_cmd.add_argument("--model", required=True, help="shipped name (uresnet3d_pilarnet) or checkpoint")
-    source = michel_cmd.add_mutually_exclusive_group(required=True)
-    source.add_argument("--in", dest="input", default=None, help="labelled input file")
-    source.add_argument("--sample", default=None, help="simulate this sample (michel, pilarnet3d, michel_uboone)")
-    michel_cmd.add_argument("--events", type=positive_int, default=100, help="simulated events (default 100)")
-    michel_cmd.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
+    _add_events(michel_cmd, "labelled input file", "simulate this sample (michel, pilarnet3d, michel_uboone)")
     michel_cmd.add_argument("--plane", type=int, default=None, help="wire plane for 2D models (default: the model's)")
     michel_cmd.add_argument("--out", default="michel.h5", help="output HDF5: every candidate with its sites, energy, "
                             "matched truth (resumable; default michel.h5)")
