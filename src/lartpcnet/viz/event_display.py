@@ -130,6 +130,44 @@ def _truth_in(classes: tuple[str, ...], semantic: np.ndarray) -> np.ndarray:
     return semantic
 
 
+def _with_predictions(image: SparseImage, coords: np.ndarray, predicted: np.ndarray):
+    """The sites of ``image`` at ``coords`` and the predicted class of each, in site order."""
+    shown = image.select(np.isin(np.arange(len(image)), _matching_sites(image, coords)))
+    in_site_order = np.empty(len(shown), np.int64)
+    in_site_order[_matching_sites(shown, coords)] = predicted
+    return shown, in_site_order
+
+
+def _prediction_row(fig, axes, flat: SparseImage, values: np.ndarray, truth: np.ndarray, predicted: np.ndarray,
+                    scored: np.ndarray, style: tuple, unit: str, prefix: str = "") -> None:
+    """Input, truth, prediction and mistakes (over the ``scored`` sites) on four axes."""
+    from matplotlib.colors import LogNorm
+
+    names, cmap, norm, lowest = style
+    values = np.clip(values, 1e-3, None)
+    vmin = float(values.min()) if len(values) else 1.0
+    vmin = max(vmin, 1.0) if "ADC" in unit else vmin
+    colour_scale = LogNorm(vmin=vmin, vmax=max(float(values.max()) if len(values) else 2.0, vmin * 2))
+    art = _scatter_plane(axes[0], flat, values, cmap="viridis", norm=colour_scale)
+    fig.colorbar(art, ax=axes[0], label=unit, pad=0.01)
+    axes[0].set_title(f"{prefix}input: {len(flat)} sites the network saw", fontsize=9)
+    for ax, labels, what in ((axes[1], truth, "truth"), (axes[2], predicted, "prediction")):
+        art = _scatter_plane(ax, flat, labels, cmap=cmap, norm=norm)
+        bar = fig.colorbar(art, ax=ax, ticks=range(lowest, lowest + len(names)), pad=0.01)
+        bar.ax.set_yticklabels(names, fontsize=7)
+        ax.set_title(f"{prefix}{what}", fontsize=9)
+    wrong = scored & (predicted != truth)
+    c = flat.coords
+    axes[3].scatter(c[scored & ~wrong, 1], c[scored & ~wrong, 0], s=0.5, c="#c8c8c8", marker="s", linewidths=0,
+                    rasterized=True, label="right")
+    axes[3].scatter(c[wrong, 1], c[wrong, 0], s=3, c="#d62728", marker="s", linewidths=0, rasterized=True,
+                    label="wrong")
+    accuracy = 1 - wrong.sum() / max(scored.sum(), 1)
+    axes[3].set_title(f"{prefix}mistakes: {int(wrong.sum())} of {int(scored.sum())} ({100 * accuracy:.1f}% right)",
+                      fontsize=9)
+    axes[3].legend(fontsize=8, markerscale=4, loc="upper right")
+
+
 def draw_prediction(image: SparseImage, coords: np.ndarray, predicted: np.ndarray, path: str | Path, title: str,
                     classes: tuple[str, ...] = SEMANTIC_NAMES) -> Path:
     """Input, truth, prediction and mistakes side by side, at the predicted sites ``coords`` of
@@ -138,47 +176,22 @@ def draw_prediction(image: SparseImage, coords: np.ndarray, predicted: np.ndarra
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import BoundaryNorm, ListedColormap, LogNorm
+    from matplotlib.colors import BoundaryNorm, ListedColormap
 
-    shown = image.select(np.isin(np.arange(len(image)), _matching_sites(image, coords)))
-    in_site_order = np.empty(len(shown), np.int64)
-    in_site_order[_matching_sites(shown, coords)] = predicted
-    predicted = in_site_order
+    shown, predicted = _with_predictions(image, coords, predicted)
     truth = _truth_in(classes, shown.semantic)
     names, colours, lowest = ("noise", *classes), (NOISE_COLOUR, *CLASS_COLOURS[: len(classes)]), -1
     if tuple(classes) == DENSE_CLASS_NAMES:
         names, colours, lowest = classes, ("#b0b0b0", CLASS_COLOURS[1], CLASS_COLOURS[2]), 0
-    cmap = ListedColormap(colours)
-    norm = BoundaryNorm(np.arange(lowest, lowest + len(names) + 1) - 0.5, len(names))
+    style = (names, ListedColormap(colours), BoundaryNorm(np.arange(lowest, lowest + len(names) + 1) - 0.5,
+                                                            len(names)), lowest)
     flat = shown
     if len(image.shape) == 3:  # project the volume along its last axis
         flat = SparseImage(shown.coords[:, :2], shown.values, shown.semantic, shown.instance, shown.interaction,
                            shown.origin, image.shape[:2])
     fig, axes = plt.subplots(1, 4, figsize=(22, 5.2))
-    values = np.clip(shown.values, 1e-3, None)
     unit = "charge [ADC]" if len(image.shape) == 2 else "energy [MeV]"
-    vmin = float(values.min()) if len(values) else 1.0
-    vmin = max(vmin, 1.0) if len(image.shape) == 2 else vmin
-    colour_scale = LogNorm(vmin=vmin, vmax=max(float(values.max()) if len(values) else 2.0, vmin * 2))
-    art = _scatter_plane(axes[0], flat, values, cmap="viridis", norm=colour_scale)
-    fig.colorbar(art, ax=axes[0], label=unit, pad=0.01)
-    axes[0].set_title(f"input: {len(shown)} sites the network saw", fontsize=9)
-    for ax, labels, what in ((axes[1], truth, "truth"), (axes[2], predicted, "prediction")):
-        art = _scatter_plane(ax, flat, labels, cmap=cmap, norm=norm)
-        bar = fig.colorbar(art, ax=ax, ticks=range(lowest, lowest + len(names)), pad=0.01)
-        bar.ax.set_yticklabels(names, fontsize=7)
-        ax.set_title(what, fontsize=9)
-    labelled = shown.semantic >= 0
-    wrong = labelled & (predicted != truth)
-    c = flat.coords
-    axes[3].scatter(c[labelled & ~wrong, 1], c[labelled & ~wrong, 0], s=0.5, c="#c8c8c8", marker="s", linewidths=0,
-                    rasterized=True, label="right")
-    axes[3].scatter(c[wrong, 1], c[wrong, 0], s=3, c="#d62728", marker="s", linewidths=0, rasterized=True,
-                    label="wrong")
-    accuracy = 1 - wrong.sum() / max(labelled.sum(), 1)
-    axes[3].set_title(f"mistakes: {int(wrong.sum())} of {int(labelled.sum())} ({100 * accuracy:.1f}% right)",
-                      fontsize=9)
-    axes[3].legend(fontsize=8, markerscale=4, loc="upper right")
+    _prediction_row(fig, axes, flat, shown.values, truth, predicted, shown.semantic >= 0, style, unit)
     for ax in axes:
         _plane_axes(ax, image.shape[:2])
         if len(image.shape) == 3:
@@ -196,34 +209,13 @@ def draw_tagging(planes: list[SparseImage], coords: np.ndarray, predicted: np.nd
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.colors import LogNorm
 
-    names, cmap, norm, lowest = _class_style("origin")
     fig, axes = plt.subplots(len(planes), 4, figsize=(22, 4.4 * len(planes)), squeeze=False)
     for p, image in enumerate(planes):
         mine = coords[:, 0] == p
-        shown = image.select(np.isin(np.arange(len(image)), _matching_sites(image, coords[mine, 1:])))
-        labels = np.empty(len(shown), np.int64)
-        labels[_matching_sites(shown, coords[mine, 1:])] = predicted[mine]
-        values = np.clip(shown.values, 1e-3, None)
-        vmin = max(float(values.min()) if len(values) else 1.0, 1.0)
-        art = _scatter_plane(axes[p, 0], shown, values, cmap="viridis",
-                             norm=LogNorm(vmin=vmin, vmax=max(float(values.max()) if len(values) else 2.0, vmin * 2)))
-        fig.colorbar(art, ax=axes[p, 0], label="charge [ADC]", pad=0.01)
-        axes[p, 0].set_title(f"plane {p}: {len(shown)} pixels", fontsize=9)
-        for ax, what, lab in ((axes[p, 1], "truth", shown.origin), (axes[p, 2], "prediction", labels)):
-            art = _scatter_plane(ax, shown, lab, cmap=cmap, norm=norm)
-            bar = fig.colorbar(art, ax=ax, ticks=range(lowest, lowest + len(names)), pad=0.01)
-            bar.ax.set_yticklabels(names, fontsize=7)
-            ax.set_title(f"plane {p}: {what}", fontsize=9)
-        wrong = labels != shown.origin
-        c = shown.coords
-        axes[p, 3].scatter(c[~wrong, 1], c[~wrong, 0], s=0.5, c="#c8c8c8", marker="s", linewidths=0, rasterized=True,
-                           label="right")
-        axes[p, 3].scatter(c[wrong, 1], c[wrong, 0], s=3, c="#d62728", marker="s", linewidths=0, rasterized=True,
-                           label="wrong")
-        axes[p, 3].set_title(f"plane {p}: {int(wrong.sum())} of {len(shown)} pixels wrong", fontsize=9)
-        axes[p, 3].legend(fontsize=8, markerscale=4, loc="upper right")
+        shown, labels = _with_predictions(image, coords[mine, 1:], predicted[mine])
+        _prediction_row(fig, axes[p], shown, shown.values, shown.origin, labels, np.ones(len(shown), bool),
+                        _class_style("origin"), "charge [ADC]", f"plane {p}: ")
         for ax in axes[p]:
             _plane_axes(ax, image.shape)
     return save_figure(fig, path, dpi=90, title=title)
