@@ -229,3 +229,15 @@ def test_bf16_inference_agrees_with_fp32_and_is_recorded(trained, tmp_path):
     np.testing.assert_allclose(b["sites/scores"].astype(np.float32), a["sites/scores"].astype(np.float32), atol=0.05)
     with pytest.raises(ValueError, match="precision must be one of"):
         inference.load_model(str(model), precision="fp8")
+
+
+def test_a_file_without_the_models_image_is_one_line(trained, tmp_path, capsys):
+    model, _ = trained  # a collection-plane model
+    cubes = tmp_path / "cubes.h5"
+    assert main(["simulate", "--sample", "michel", "--events", "1", "--seed", "1", "--out", str(cubes),
+                 "--no-progress"]) == 0
+    capsys.readouterr()
+    assert main(["predict", "--model", str(model), "--in", str(cubes), "--out", str(tmp_path / "p.h5"),
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cubes.h5: event 0: has 0 planes, plane 2 is asked for" in err and err.count("\n") == 1

@@ -121,16 +121,6 @@ def load_model(spec: str, device: str = "auto", precision: str = "fp32") -> Load
                        precision, task, int(data_cfg.get("downsample", 1)), data_cfg.get("threshold"))
 
 
-def _image(event, plane: int | None, where: str, index: int):
-    if plane is None:
-        if event.voxels is None:
-            raise DataError("has no voxels for this 3D model", file=where, event=index)
-        return event.voxels
-    if plane >= len(event.planes):
-        raise DataError(f"has {len(event.planes)} planes, the model needs plane {plane}", file=where, event=index)
-    return event.planes[plane]
-
-
 def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dict]:
     """Scores and labels for each image's sites (after the ADC window), in input order.
 
@@ -235,7 +225,7 @@ def predict(model_spec: str, input_path: str, out: str, plane: int | None = None
             results = []
             for start in range(0, len(part), batch_size):
                 chunk = part[start : start + batch_size]
-                images = [_image(reader[i], model.plane, input_path, i) for i in chunk]
+                images = [reader[i].image(model.plane, input_path, i) for i in chunk]
                 results += _infer(model, images)
                 bar.update(len(chunk))
             _write_predictions(job.path(k), part, results, model)
@@ -353,7 +343,7 @@ def evaluate(model_spec: str, input_path: str | None = None, sample: str | None 
     metrics = model.metrics()
 
     def image(i):
-        return _image(event_at(i), model.plane, where, i)
+        return event_at(i).image(model.plane, where, i)
 
     bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
     chunk: list = []

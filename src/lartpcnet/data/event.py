@@ -93,3 +93,17 @@ class Event:
     particles: np.ndarray | None = None  # PARTICLE_DTYPE (lartpcnet.sim.transport)
     interactions: np.ndarray | None = None  # INTERACTION_DTYPE
     meta: dict = field(default_factory=dict)
+
+    def image(self, plane: int | None, where: str, index: int) -> SparseImage:
+        """Wire plane ``plane``, or the voxels when ``plane`` is None; a DataError naming the file
+        (``where``) and event when the event has no such image."""
+        from lartpcnet.errors import DataError
+
+        if plane is None:
+            if self.voxels is None:
+                raise DataError("has no voxels, which a 3D model needs (a 2D model takes a wire plane)",
+                                file=where, event=index)
+            return self.voxels
+        if plane >= len(self.planes):
+            raise DataError(f"has {len(self.planes)} planes, plane {plane} is asked for", file=where, event=index)
+        return self.planes[plane]

@@ -286,7 +286,7 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
         candidates, truth, sites = [], [], []
         for i in job.items_of(k):
             event = event_at(i)
-            image = inference._image(event, model.plane, where, i)
+            image = event.image(model.plane, where, i)
             coords, predicted = inference.predict_image(model, image)
             window = np.ones(len(image), bool)
             if model.adc_window is not None:

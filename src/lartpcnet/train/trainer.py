@@ -63,16 +63,8 @@ class EventSource:
         return event
 
     def image(self, index: int) -> SparseImage:
-        event = self.event(index)
-        if self.plane is None:
-            if event.voxels is None:
-                raise DataError("has no voxels (set data.plane to train on a wire plane)", event=index,
-                                file=self.source.file or f"sample {self.source.sample}")
-            return event.voxels
-        if self.plane >= len(event.planes):
-            raise DataError(f"has {len(event.planes)} planes, data.plane is {self.plane}", event=index,
-                            file=self.source.file or f"sample {self.source.sample}")
-        return event.planes[self.plane]
+        """The wire plane ``data.plane`` of event ``index``, or its voxels when that is null."""
+        return self.event(index).image(self.plane, self.source.file or f"sample {self.source.sample}", index)
 
 
 def _relabelled(event: Event, file: str, index: int) -> Event:
