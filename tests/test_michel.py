@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lartpcnet.data.labels import MICHEL, MIP
+from lartpcnet.data.labels import HIP, MICHEL, MIP
 from lartpcnet.reco.michel import MichelConfig, find_candidates, metrics, reconstruct_event
 
 
@@ -57,6 +57,29 @@ def test_parameters_change_the_decision():
     assert find_candidates(coords, labels, MichelConfig(attach_distance=5.0))[0]["accepted"]
     # too few Michel sites for DBSCAN's min_samples: no cluster at all
     assert find_candidates(coords, labels, MichelConfig(michel_min_samples=30)) == []
+
+
+def test_a_track_ending_in_hip_sites_counts_with_track_classes_mip_hip():
+    # the network calls the muon's last 12 sites HIP (its Bragg rise): with the paper's MIP-only
+    # track the Michel is 12 sites from any track site; with MIP,HIP it is attached at the end
+    coords, labels = muon_with([200, 102, 100])
+    track_end = (labels == MIP) & (coords[:, 0] >= 188)
+    labels[track_end] = HIP
+    (paper,) = find_candidates(coords, labels)
+    assert not paper["attached"] and paper["distance"] > 10
+    (both,) = find_candidates(coords, labels, MichelConfig(track_classes="MIP,HIP"))
+    assert both["accepted"] and both["mip_pixels"] == int((labels != MICHEL).sum())
+    # and a Michel in the middle of such a track is still rejected
+    coords, labels = muon_with([150, 102, 100])
+    labels[(labels == MIP) & (coords[:, 0] >= 188)] = HIP
+    (middle,) = find_candidates(coords, labels, MichelConfig(track_classes="MIP,HIP"))
+    assert middle["attached"] and not middle["edge"]
+
+
+@pytest.mark.parametrize("bad", ["", "MIP,muon", "Michel", "MIP,Michel"])
+def test_track_classes_must_name_track_like_classes(bad):
+    with pytest.raises(ValueError, match="track_classes"):
+        MichelConfig(track_classes=bad)
 
 
 def test_empty_and_michel_only_events():
