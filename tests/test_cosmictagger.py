@@ -156,6 +156,17 @@ def test_predict_evaluate_and_display_on_the_real_sbnd_file(tiny_tagger, tmp_pat
     picture = tmp_path / "d.png"
     assert main(["display", str(REAL), "--event", "3", "--predictions", str(out), "--out", str(picture)]) == 0
     assert picture.read_bytes()[:4] == b"\x89PNG"
+    # the one-event display of the demo scores the event as evaluate does
+    from lartpcnet import tagging
+    from lartpcnet.inference import load_model
+
+    with data.open(REAL) as reader:
+        shown, mine = tagging.draw(load_model(str(tiny_tagger)), reader[3], tmp_path / "e.png", "event 3",
+                                   str(REAL), 3)
+    assert shown.read_bytes()[:4] == b"\x89PNG"
+    (theirs,) = [e for e in report["events"] if e["event"] == 3]
+    for key in ("accuracy", "nonbackground_accuracy", "cosmic_iou", "neutrino_iou", "mean_iou"):
+        assert mine[key] == pytest.approx(theirs[key]), key
 
 
 def test_select_and_iou_plots_on_simulated_events(tiny_tagger, tmp_path, capsys):

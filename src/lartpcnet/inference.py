@@ -78,7 +78,8 @@ class LoadedModel:
 
 # Pretrained weights shipped inside the package (src/lartpcnet/weights/), by registered name;
 # docs/models.md is their model card.
-SHIPPED = {"sparsessnet_uboone": "sparsessnet_uboone_plane2.pt", "uresnet3d_pilarnet": "uresnet3d_pilarnet.pt"}
+SHIPPED = {"sparsessnet_uboone": "sparsessnet_uboone_plane2.pt", "uresnet3d_pilarnet": "uresnet3d_pilarnet.pt",
+           "cosmictagger_sbnd": "cosmictagger_sbnd.pt"}
 
 
 def shipped_weights(name: str) -> Path | None:

@@ -55,6 +55,21 @@ def _predicted(model: LoadedModel, event_at, where: str, indices, batch_size: in
         bar.update(len(chunk))
 
 
+def draw(model: LoadedModel, event, path, title: str, where: str = "event", index: int = 0) -> tuple[Path, dict]:
+    """Tags one event and draws input, truth, prediction and mistakes per plane; returns the
+    picture and the event's metrics (accuracy, non-background accuracy, IoUs)."""
+    from lartpcnet.viz.event_display import draw_tagging
+
+    (item,) = _items(model, lambda i: event, where, [index])
+    (planes,) = _run(model, [item])
+    metrics = TaggingMetrics(len(planes))
+    for p, r in enumerate(planes):
+        h, w = item.planes[p].shape
+        metrics.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, index)
+    table = _tables([index], [planes])
+    return draw_tagging(item.planes, table["coords"], table["label"], path, title), metrics.summary()
+
+
 def _tables(events: list[int], results: list[list[dict]]) -> dict:
     """Per-event predictions as the output file's arrays (coords are plane, row, column)."""
     coords, scores, labels, sizes = [], [], [], []
