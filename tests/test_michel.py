@@ -76,6 +76,20 @@ def test_a_track_ending_in_hip_sites_counts_with_track_classes_mip_hip():
     assert middle["attached"] and not middle["edge"]
 
 
+def test_a_michel_bridging_two_track_pieces_is_not_at_an_edge():
+    # the network calls a stretch in the middle of a muon Michel: the track falls into two MIP
+    # clusters, each ending at the fragment; touching both, it is no track end
+    coords, labels = muon_with([200, 102, 100])
+    gap = (coords[:, 0] >= 145) & (coords[:, 0] < 155) & (labels == MIP)
+    labels[gap] = MICHEL
+    coords, labels = coords[labels == MIP], labels[labels == MIP]  # the muon alone, cut in two
+    fragment = tube([145, 100, 100], [1, 0, 0], 10, 2)
+    coords = np.concatenate([coords, fragment]).astype(np.int64)
+    labels = np.concatenate([labels, np.full(len(fragment), MICHEL)])
+    (found,) = find_candidates(coords, labels)
+    assert found["attached"] and not found["edge"] and not found["accepted"]
+
+
 @pytest.mark.parametrize("bad", ["", "MIP,muon", "Michel", "MIP,Michel"])
 def test_track_classes_must_name_track_like_classes(bad):
     with pytest.raises(ValueError, match="track_classes"):

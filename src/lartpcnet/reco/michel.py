@@ -121,7 +121,10 @@ def find_candidates(coords: np.ndarray, predicted: np.ndarray, config: MichelCon
             if record["attached"]:
                 far = track[np.linalg.norm(coords[track] - touching, axis=1) > config.edge_radius]
                 rest = _dbscan(coords[far], config.mip_eps, config.edge_min_samples)
-                record["edge"] = len(far) == 0 or len(np.unique(rest[rest >= 0])) == 1
+                # a cluster touching two track clusters sits between them: the network has cut a
+                # track in two by calling its middle Michel, which is no track end
+                touched = np.unique(mip_cluster[nearest[dist < config.attach_distance]])
+                record["edge"] = len(touched) == 1 and (len(far) == 0 or len(np.unique(rest[rest >= 0])) == 1)
         record["accepted"] = record["attached"] and record["edge"]
         out.append(record)
     return out
