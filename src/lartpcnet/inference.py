@@ -329,11 +329,13 @@ def event_source(input_path: str | None, sample: str | None, events: int, seed: 
     return (lambda i: reader[i]), range(len(reader)), input_path
 
 
-def evaluate(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
-             seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
+def evaluate(model_spec: str | LoadedModel, input_path: str | None = None, sample: str | None = None,
+             events: int = 100, seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
              progress: bool = True, adc_scale: float = 1.0, precision: str = "fp32", device: str = "auto") -> dict:
-    """Segmentation metrics of a model on a file or on freshly simulated events (plots into ``out``)."""
-    model = load_model(model_spec, device, precision)
+    """Segmentation metrics of a model (a name, a checkpoint or one already loaded) on a file or on
+    freshly simulated events (plots into ``out``)."""
+    model = model_spec if isinstance(model_spec, LoadedModel) else load_model(model_spec, device, precision)
+    precision = model.precision
     if model.task == "tagging":
         from lartpcnet import tagging
 
@@ -379,9 +381,9 @@ SCALES = (0.75, 0.85, 0.95, 1.0, 1.05, 1.15, 1.25)
 def sample_table(model_spec: str, samples=TABLE_SAMPLES, events: int = 100, seed: int = 12345,
                  progress: bool = True) -> list[dict]:
     """MicroBooNE 2019 Table I style: the metrics on fresh events of each sample."""
-    rows = []
+    model, rows = load_model(model_spec), []
     for sample in samples:
-        summary = evaluate(model_spec, sample=sample, events=events, seed=seed, progress=progress)
+        summary = evaluate(model, sample=sample, events=events, seed=seed, progress=progress)
         rows.append({"sample": sample, **{k: summary[k] for k in ("nonzero_accuracy", "two_class_accuracy",
                                                                   "icpf_mean", "icpf_q90", "shower_error_rate",
                                                                   "track_error_rate", "class_accuracy")}})
@@ -391,7 +393,8 @@ def sample_table(model_spec: str, samples=TABLE_SAMPLES, events: int = 100, seed
 def scale_curve(model_spec: str, sample: str = "mpv", events: int = 100, seed: int = 12345,
                 scales=SCALES, progress: bool = True) -> list[dict]:
     """ICPF and accuracy as every pixel value is multiplied by a scale factor (MicroBooNE 2019)."""
-    return [{"scale": scale, **{k: v for k, v in evaluate(model_spec, sample=sample, events=events, seed=seed,
+    model = load_model(model_spec)
+    return [{"scale": scale, **{k: v for k, v in evaluate(model, sample=sample, events=events, seed=seed,
                                                           adc_scale=scale, progress=progress).items()
                                  if k in ("icpf_mean", "icpf_q90", "nonzero_accuracy", "two_class_accuracy")}}
             for scale in scales]
