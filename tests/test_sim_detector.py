@@ -113,3 +113,48 @@ def test_sbnd_adc_scale_matches_the_real_file():
     events = [generate_event(load_sample("sbnd_cosmic"), 5, i) for i in range(3)]
     sim = np.concatenate([e.planes[2].values[e.planes[2].origin == 1] for e in events])
     assert charge_weighted_median(sim) == pytest.approx(charge_weighted_median(real), rel=0.15)
+
+
+def _next_tick_fractions(image, offsets=range(1, 6)):
+    """Of the background (noise) pixels, the fraction with another one ``d`` ticks later."""
+    coords = image.coords[image.origin == 0]
+    grid = np.zeros((image.shape[0] + 10, image.shape[1]), bool)
+    grid[coords[:, 0], coords[:, 1]] = True
+    return np.array([grid[coords[:, 0] + d, coords[:, 1]].mean() for d in offsets]), len(coords)
+
+
+def test_noise_bursts_keep_the_rate_and_correlate_along_the_drift_time():
+    from lartpcnet.data.event import SparseImage
+
+    geo, sigma, threshold = D.SBND, 2.0, 5.0
+    window = (0, 0, geo.rows // 2, 1024)  # one drift volume, the first 1024 columns
+    wires = window[3] - geo.column_offset(geo.planes[0])  # columns before the first wire stay empty
+    expected = window[2] * wires * 0.5 * math.erfc(threshold / (sigma * math.sqrt(2)))
+    isolated = D._add_noise_hits(geo, geo.planes[0], SparseImage.empty(window[2:]), np.random.default_rng(1),
+                                 threshold, sigma, 0, window)
+    bursts = D._add_noise_hits(geo, geo.planes[0], SparseImage.empty(window[2:]), np.random.default_rng(1),
+                               threshold, sigma, 0, window, (4.0, 0.25))
+    (flat, n_flat), (corr, n_burst) = _next_tick_fractions(isolated), _next_tick_fractions(bursts)
+    # the same rate of noisy pixels (a few boundary-clipped bursts aside) ...
+    assert n_flat == pytest.approx(expected, rel=0.05) and n_burst == pytest.approx(expected, rel=0.05)
+    # ... but bursts: about 19 / 15 / 11 % have a noisy pixel 1 / 2 / 3 ticks on, against the
+    # occupancy for isolated hits
+    occupancy = expected / (window[2] * wires)
+    assert np.all(flat < 3 * occupancy)
+    assert corr[:3] == pytest.approx([0.19, 0.15, 0.11], abs=0.03)
+    assert np.all(np.diff(corr) < 0)
+
+
+def test_sbnd_induction_noise_looks_like_the_real_files():
+    # the realism check behind the burst parameters: the same decay of the correlation with
+    # tick distance on the induction planes as the five LArSoft events (docs/simulation.md)
+    from pathlib import Path
+
+    import lartpcnet.data as data
+
+    real_file = Path(__file__).parent / "fixtures" / "sbnd_cosmic_tagging_5events.h5"
+    with data.open(real_file) as f:
+        real = np.mean([_next_tick_fractions(f[i].planes[0])[0] for i in range(len(f))], axis=0)
+    sim = np.mean([_next_tick_fractions(generate_event(load_sample("sbnd_cosmic"), 5, i).planes[0])[0]
+                   for i in range(2)], axis=0)
+    assert sim == pytest.approx(real, abs=0.04)

@@ -63,6 +63,11 @@ class Geometry:
     shaping_us: float = 0.0  # Gaussian time spread of the electronics response left after deconvolution
     mip_segment_adc: float = 64.0  # ADC of one wire's 3 mm of MIP charge at half drift (the gain)
     noise_adc: tuple[tuple[float, ...], ...] = ((2.0,), (2.0,), (2.0,))  # [plane][drift volume]
+    # per plane: noise above threshold comes in bursts along the drift time (signal processing
+    # correlates noise over several ticks, most on induction planes): a burst spans a geometric
+    # number of ticks of this mean, and each tick after its first is above threshold with the
+    # fill probability. (1, 1): isolated noise pixels
+    noise_burst: tuple[tuple[float, float], ...] = ((1.0, 1.0), (1.0, 1.0), (1.0, 1.0))
     threshold_adc: float = 5.0
     dead_wire_fraction: tuple[float, float, float] = (0.0, 0.0, 0.0)
     voxel_size: float = 0.3
@@ -149,6 +154,10 @@ SBND = Geometry(
     # the 5 ADC threshold, higher in one drift volume of each induction plane (docs/simulation.md).
     mip_segment_adc=67.0,
     noise_adc=((1.7, 2.1), (2.1, 1.7), (1.5, 1.5)),
+    # induction-plane noise in the file: of the background pixels, 21 / 15 / 11 / 8 / 7 % have an
+    # active background pixel 1 / 2 / 3 / 4 / 5 ticks later (isolated hits: under 1 %); bursts of
+    # 4 ticks on average, a quarter of them filled, give 19 / 15 / 11 / 9 / 7 %
+    noise_burst=((4.0, 0.25), (4.0, 0.25), (1.0, 1.0)),
     threshold_adc=5.0,
 )
 
@@ -292,8 +301,9 @@ def _detector_effects(geo: Geometry, index: int, plane: WirePlane, image: Sparse
     keep = values >= threshold
     image = image.select(keep, values[keep])
     if config.noise and sigma.max() > 0:
+        burst = geo.noise_burst[index] if index < len(geo.noise_burst) else (1.0, 1.0)
         for volume, s in enumerate(sigma):
-            image = _add_noise_hits(geo, plane, image, rng, threshold, s, volume, window)
+            image = _add_noise_hits(geo, plane, image, rng, threshold, s, volume, window, burst)
     if config.dead_wires:
         dead = geo.dead_wires(index) + geo.column_offset(plane) - window[1]
         image = image.select(~np.isin(image.coords[:, 1], dead))
@@ -301,8 +311,13 @@ def _detector_effects(geo: Geometry, index: int, plane: WirePlane, image: Sparse
 
 
 def _add_noise_hits(geo: Geometry, plane: WirePlane, image: SparseImage, rng: np.random.Generator,
-                    threshold: float, sigma: float, volume: int, window: Window) -> SparseImage:
-    """Pixels of one drift volume (inside the window) whose noise alone crosses the threshold."""
+                    threshold: float, sigma: float, volume: int, window: Window,
+                    burst: tuple[float, float] = (1.0, 1.0)) -> SparseImage:
+    """Pixels of one drift volume (inside the window) whose noise alone crosses the threshold.
+
+    ``burst`` = (mean ticks, fill): each excursion spans a geometric number of ticks and fills
+    each tick after its first with that probability; there are proportionally fewer excursions,
+    so the rate of noisy pixels stays the Gaussian tail's."""
     if sigma <= 0:
         return image
     share = geo.rows // len(geo.tpcs)
@@ -313,12 +328,25 @@ def _add_noise_hits(geo: Geometry, plane: WirePlane, image: SparseImage, rng: np
     if row_hi <= row_lo or col_hi <= col_lo:
         return image
     p_above = 0.5 * erfc(threshold / (sigma * math.sqrt(2)))
-    n = int(rng.binomial((row_hi - row_lo) * (col_hi - col_lo), p_above))
+    ticks, fill = burst
+    per_burst = 1.0 + (ticks - 1.0) * fill
+    n = int(rng.binomial((row_hi - row_lo) * (col_hi - col_lo), p_above / per_burst))
     if n == 0:
         return image
-    rows = rng.integers(row_lo, row_hi, n) - window[0]
-    cols = rng.integers(col_lo, col_hi, n) - window[1]
-    u = rng.random(n) * p_above  # values from the Gaussian tail above threshold (inverse CDF)
+    rows = rng.integers(row_lo, row_hi, n)
+    cols = rng.integers(col_lo, col_hi, n)
+    if ticks > 1.0:
+        length = rng.geometric(1.0 / ticks, n)
+        first = np.cumsum(length) - length
+        offset = np.arange(int(length.sum())) - np.repeat(first, length)
+        on = rng.random(len(offset)) < fill
+        on[first] = True
+        rows = (np.repeat(rows, length) + offset)[on]
+        cols = np.repeat(cols, length)[on]
+        inside = rows < row_hi
+        rows, cols = rows[inside], cols[inside]
+    rows, cols = rows - window[0], cols - window[1]
+    u = rng.random(len(rows)) * p_above  # values from the Gaussian tail above threshold (inverse CDF)
     values = sigma * math.sqrt(2) * erfcinv(2 * u)
     return image.add_background(np.stack([rows, cols], 1).astype(np.int32), values.astype(np.float32))
 
