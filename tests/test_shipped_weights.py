@@ -17,6 +17,10 @@ from lartpcnet import inference
 FLOOR_2D = {"nonzero_accuracy": 0.70, "two_class_accuracy": 0.88}
 FLOOR_3D = {"nonzero_accuracy": 0.88, "Michel": 0.45, "delta": 0.85}
 FLOOR_MICHEL = {"id_efficiency": 0.88, "id_purity": 0.88, "cluster_efficiency": 0.90, "cluster_purity": 0.88}
+# The tagger on these 12 events: non-background accuracy 0.931, cosmic IoU 0.913, neutrino IoU 0.394;
+# on the five real SBND events 0.849, 0.719, 0.470 (README).
+FLOOR_TAGGER = {"nonbackground_accuracy": 0.88, "cosmic_iou": 0.85, "neutrino_iou": 0.30, "mean_iou": 0.58}
+FLOOR_TAGGER_REAL = {"nonbackground_accuracy": 0.80, "cosmic_iou": 0.65, "neutrino_iou": 0.38}
 SEED = 8675309  # neither training (1, or the file of seed 101) nor validation (2) events
 
 
@@ -75,3 +79,34 @@ def test_michel_goals_with_the_shipped_weights(tmp_path):
                         config=michel.MichelConfig(track_classes="MIP,HIP"), progress=False)
     assert report["id_efficiency"] >= 0.95 and report["id_purity"] >= 0.97
     assert report["cluster_efficiency"] >= 0.96 and report["cluster_purity"] >= 0.96
+
+
+@pytest.fixture(scope="module")
+def tagger():
+    assert inference.shipped_weights("cosmictagger_sbnd") is not None, "cosmictagger_sbnd weights are missing"
+    return inference.evaluate("cosmictagger_sbnd", sample="sbnd_cosmic", events=12, seed=SEED, progress=False)
+
+
+def test_cosmic_tagger_weights_meet_their_floor(tagger):
+    assert tagger["images"] == 12 * 3
+    for key, floor in FLOOR_TAGGER.items():
+        assert tagger[key] >= floor, (key, tagger[key])
+
+
+@pytest.mark.xfail(reason="CPU-trained tagger weights are below the SBND paper's goal (docs/models.md)",
+                   strict=False)
+def test_cosmic_tagger_weights_reach_the_goal(tagger):
+    assert tagger["mean_iou"] >= 0.81 and tagger["neutrino_iou"] >= 0.70
+    assert tagger["nonbackground_accuracy"] >= 0.956
+
+
+def test_cosmic_tagger_on_the_real_sbnd_events():
+    # the realism check of the README as a regression floor: the five LArSoft events were never
+    # used to train or tune anything
+    from pathlib import Path
+
+    real = Path(__file__).parent / "fixtures" / "sbnd_cosmic_tagging_5events.h5"
+    report = inference.evaluate("cosmictagger_sbnd", input_path=str(real), progress=False)
+    assert len(report["events"]) == 5
+    for key, floor in FLOOR_TAGGER_REAL.items():
+        assert report[key] >= floor, (key, report[key])
