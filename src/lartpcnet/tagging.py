@@ -21,7 +21,7 @@ from lartpcnet.data.labels import NEUTRINO, ORIGIN_NAMES
 from lartpcnet.errors import DataError
 from lartpcnet.inference import PREDICTION_FORMAT, LoadedModel, _shard, event_source, load_model
 from lartpcnet.io_utils import atomic_path
-from lartpcnet.metrics.tagging import TaggingMetrics, plot_iou_vs_energy
+from lartpcnet.metrics.tagging import KEYS, TaggingMetrics, plot_iou_vs_energy
 from lartpcnet.parts import PartsJob
 from lartpcnet.reco import selection
 from lartpcnet.train.tasks import TaggingItem, tagging_item, tagging_predictions
@@ -55,6 +55,14 @@ def _predicted(model: LoadedModel, event_at, where: str, indices, batch_size: in
         bar.update(len(chunk))
 
 
+def _score(item: TaggingItem, planes: list[dict], index: int, *into: TaggingMetrics) -> None:
+    """Adds each plane of one tagged event to every metrics accumulator in ``into``."""
+    for p, r in enumerate(planes):
+        h, w = item.planes[p].shape
+        for metrics in into:
+            metrics.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, index)
+
+
 def draw(model: LoadedModel, event, path, title: str, where: str = "event", index: int = 0) -> tuple[Path, dict]:
     """Tags one event and draws input, truth, prediction and mistakes per plane; returns the
     picture and the event's metrics (accuracy, non-background accuracy, IoUs)."""
@@ -63,9 +71,7 @@ def draw(model: LoadedModel, event, path, title: str, where: str = "event", inde
     (item,) = _items(model, lambda i: event, where, [index])
     (planes,) = _run(model, [item])
     metrics = TaggingMetrics(len(planes))
-    for p, r in enumerate(planes):
-        h, w = item.planes[p].shape
-        metrics.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, index)
+    _score(item, planes, index, metrics)
     table = _tables([index], [planes])
     return draw_tagging(item.planes, table["coords"], table["label"], path, title), metrics.summary()
 
@@ -153,14 +159,9 @@ def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, eve
     bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
     for i, item, planes in _predicted(model, event_at, where, indices, batch_size, bar):
         mine = TaggingMetrics(len(planes))
-        for p, r in enumerate(planes):
-            h, w = item.planes[p].shape
-            metrics.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
-            mine.add(p, r["truth"], r["label"], h * w, item.kind, item.energy, i)
+        _score(item, planes, i, metrics, mine)
         summary = mine.summary()
-        per_event.append({"event": i, "kind": item.kind, "energy": item.energy,
-                          **{k: summary[k] for k in ("accuracy", "nonbackground_accuracy", "cosmic_iou",
-                                                     "neutrino_iou", "mean_iou")}})
+        per_event.append({"event": i, "kind": item.kind, "energy": item.energy, **{k: summary[k] for k in KEYS}})
     bar.close()
     report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
               "downsample": model.downsample, **metrics.summary(), "events": per_event}

@@ -301,9 +301,8 @@ def _detector_effects(geo: Geometry, index: int, plane: WirePlane, image: Sparse
     keep = values >= threshold
     image = image.select(keep, values[keep])
     if config.noise and sigma.max() > 0:
-        burst = geo.noise_burst[index] if index < len(geo.noise_burst) else (1.0, 1.0)
         for volume, s in enumerate(sigma):
-            image = _add_noise_hits(geo, plane, image, rng, threshold, s, volume, window, burst)
+            image = _add_noise_hits(geo, plane, image, rng, threshold, s, volume, window, geo.noise_burst[index])
     if config.dead_wires:
         dead = geo.dead_wires(index) + geo.column_offset(plane) - window[1]
         image = image.select(~np.isin(image.coords[:, 1], dead))
