@@ -96,6 +96,15 @@ def test_track_classes_must_name_track_like_classes(bad):
         MichelConfig(track_classes=bad)
 
 
+@pytest.mark.parametrize(("flag", "value"), [("--track-classes", "MIP,muon"), ("--attach-distance", "-1")])
+def test_bad_michel_flags_give_one_line_naming_the_flag(flag, value, capsys):
+    from lartpcnet.cli import main
+
+    assert main(["michel", "--model", "uresnet3d_pilarnet", "--sample", "michel", "--events", "1", flag, value]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith(f"lartpcnet michel: error: {flag}: ")
+
+
 def test_empty_and_michel_only_events():
     assert find_candidates(np.zeros((0, 3)), np.zeros(0, np.int64)) == []
     coords = tube([0, 0, 0], [1, 0, 0], 20, 2)

@@ -203,9 +203,15 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_michel(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from lartpcnet.reco import michel
 
-    config = michel.MichelConfig(**{name: getattr(args, name) for name in michel.MichelConfig.model_fields})
+    try:
+        config = michel.MichelConfig(**{name: getattr(args, name) for name in michel.MichelConfig.model_fields})
+    except ValidationError as err:  # name the flag, not the pydantic model
+        first = err.errors()[0]
+        raise ValueError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from err
     report = michel.run(args.model, args.out, input_path=args.input, sample=args.sample, events=args.events,
                         seed=args.seed, plane=args.plane, config=config, add_showers=args.add_showers,
                         plots=args.plots, progress=not args.no_progress)
