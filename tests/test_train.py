@@ -121,6 +121,37 @@ def test_relabelled_secondaries_from_a_file_match_the_simulator(tmp_path):
     assert changed > 0  # some Michel/delta secondaries did become shower
 
 
+def test_a_mixture_draws_each_event_from_one_sample_in_proportion():
+    from lartpcnet.sim.samples import generate_event, load_sample
+    from lartpcnet.train.config import DataSource
+    from lartpcnet.train.trainer import EventSource
+
+    mixed = EventSource(DataSource(mix={"1e1p_le": 3, "michel_uboone": 1}, seed=5), plane=2)
+    picks = np.array([mixed.sample_of(i) for i in range(2000)])
+    share = (picks == 1).mean()
+    assert abs(share - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 2000)  # binomial, 4 sigma
+    again = EventSource(DataSource(mix={"1e1p_le": 3, "michel_uboone": 1}, seed=5), plane=2)
+    assert [again.sample_of(i) for i in range(2000)] == picks.tolist()
+    for i in (int(np.argmax(picks == 0)), int(np.argmax(picks == 1))):
+        alone = generate_event(load_sample(["1e1p_le", "michel_uboone"][picks[i]]), 5, i).planes[2]
+        image = mixed.image(i)  # event i of the mixture is event i of its sample, bit for bit
+        assert np.array_equal(image.coords, alone.coords) and np.array_equal(image.values, alone.values)
+
+
+@pytest.mark.parametrize("source, message", [
+    ({"mix": {}}, "mix names no sample"),
+    ({"mix": {"michel": 1, "pilarnet3d": 0}}, "must be positive"),
+    ({"mix": {"michel": 1}, "sample": "michel"}, "exactly one of sample, mix or file"),
+])
+def test_a_bad_mixture_is_refused_with_a_reason(source, message):
+    from pydantic import ValidationError
+
+    from lartpcnet.train.config import DataSource
+
+    with pytest.raises(ValidationError, match=message):
+        DataSource(**source)
+
+
 def test_cpu_bf16_mixed_precision_trains_fp32_weights(config_file, tmp_path, capsys):
     assert run(config_file, "--out", tmp_path / "amp", "--set", "amp=true", "--json") == 0
     summary = json.loads(capsys.readouterr().out)

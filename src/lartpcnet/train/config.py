@@ -22,18 +22,34 @@ class ModelSection(_Strict):
 
 
 class DataSource(_Strict):
-    """Events simulated on the fly from a sample (``sample``, ``seed``) or read from ``file``."""
+    """Events simulated on the fly from a sample (``sample``, ``seed``), from a weighted mixture of samples
+    (``mix``: each event is drawn from one of them), or read from ``file``."""
 
     sample: str | None = None
+    mix: dict[str, float] | None = None  # sample name -> relative weight, e.g. {pilarnet3d: 1, michel: 1}
     seed: int = 0
     file: str | None = None
     events: int | None = Field(None, ge=1)  # validation/evaluation size; training streams forever
 
     @model_validator(mode="after")
     def _one_source(self) -> DataSource:
-        if (self.sample is None) == (self.file is None):
-            raise ValueError("give exactly one of sample or file")
+        if sum(x is not None for x in (self.sample, self.mix, self.file)) != 1:
+            raise ValueError("give exactly one of sample, mix or file")
+        if self.mix is not None:
+            if not self.mix:
+                raise ValueError("mix names no sample; give sample names with relative weights")
+            bad = {name: w for name, w in self.mix.items() if not w > 0}
+            if bad:
+                raise ValueError(f"mix weights must be positive, got {bad}")
         return self
+
+    def describe(self) -> str:
+        """How errors and logs name this source."""
+        if self.file is not None:
+            return self.file
+        if self.mix is not None:
+            return "mix " + "+".join(self.mix)
+        return f"sample {self.sample}"
 
 
 class DataSection(_Strict):

@@ -33,18 +33,30 @@ from lartpcnet.sim.samples import generate_event, load_sample
 from lartpcnet.train.config import DataSource, TrainConfig
 from lartpcnet.train.tasks import TASKS, TaggingItem, tagging_item
 
+MIX_STREAM = 0x6D6978  # third seed word of the stream that picks a mixture's sample per event
+
 
 class EventSource:
-    """Event i of a simulated sample (seed fixed) or of a file (cycling)."""
+    """Event i of a simulated sample or mixture of samples (seed fixed), or of a file (cycling)."""
 
     def __init__(self, source: DataSource, plane: int | None, relabel_secondaries: bool = False,
                  task: str = "segmentation", downsample: int = 1) -> None:
         self.source, self.plane, self.relabel = source, plane, relabel_secondaries
         self.task, self.downsample = task, downsample
-        self._config = load_sample(source.sample) if source.sample else None
-        if self._config is not None and relabel_secondaries:
-            self._config = self._config.model_copy(update={"relabel_secondaries": True})
+        names = [source.sample] if source.sample else list(source.mix or {})
+        self._configs = [load_sample(name) for name in names]
+        if relabel_secondaries:
+            self._configs = [c.model_copy(update={"relabel_secondaries": True}) for c in self._configs]
+        weights = np.array(list(source.mix.values()) if source.mix else [1.0] * len(names), dtype=float)
+        self._weights = weights / weights.sum() if len(weights) else weights
         self._reader = None
+
+    def sample_of(self, index: int) -> int:
+        """Which of the source's samples event ``index`` comes from (seeded by seed and index alone)."""
+        if len(self._configs) == 1:
+            return 0
+        return int(np.random.default_rng([self.source.seed, index, MIX_STREAM]).choice(len(self._configs),
+                                                                                     p=self._weights))
 
     def item(self, index: int) -> SparseImage | TaggingItem:
         """What one batch entry holds for this task: an image, or an event's planes."""
@@ -53,8 +65,8 @@ class EventSource:
         return self.image(index)
 
     def event(self, index: int) -> Event:
-        if self._config is not None:
-            return generate_event(self._config, self.source.seed, index)
+        if self._configs:
+            return generate_event(self._configs[self.sample_of(index)], self.source.seed, index)
         if self._reader is None:  # opened lazily: each worker process opens its own
             self._reader = data.open(self.source.file)
         event = self._reader[index % len(self._reader)]
@@ -64,7 +76,7 @@ class EventSource:
 
     def image(self, index: int) -> SparseImage:
         """The wire plane ``data.plane`` of event ``index``, or its voxels when that is null."""
-        return self.event(index).image(self.plane, self.source.file or f"sample {self.source.sample}", index)
+        return self.event(index).image(self.plane, self.source.describe(), index)
 
 
 def _relabelled(event: Event, file: str, index: int) -> Event:
