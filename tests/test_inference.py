@@ -1,6 +1,7 @@
 """predict and evaluate with a small trained checkpoint."""
 
 import json
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -241,3 +242,18 @@ def test_a_file_without_the_models_image_is_one_line(trained, tmp_path, capsys):
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "cubes.h5: event 0: has 0 planes, plane 2 is asked for" in err and err.count("\n") == 1
+
+
+def test_an_event_source_closes_its_file_when_the_block_ends():
+    def open_files() -> int:
+        return len(h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE))
+
+    real = Path(__file__).parent / "fixtures" / "sbnd_cosmic_tagging_5events.h5"
+    before = open_files()
+    with inference.event_source(str(real), None, 0, 0) as (event_at, indices, where):
+        assert open_files() == before + 1
+        assert len(indices) == 5 and len(event_at(4).planes) == 3 and where == str(real)
+    assert open_files() == before
+    with pytest.raises(RuntimeError), inference.event_source(str(real), None, 0, 0):
+        raise RuntimeError("a job that fails half way")
+    assert open_files() == before

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -315,18 +316,21 @@ def read_predictions(path: str | Path, event: int) -> dict:
                 "all_planes": plane == -2, "downsample": int(f.attrs.get("downsample", 1))}
 
 
+@contextmanager
 def event_source(input_path: str | None, sample: str | None, events: int, seed: int):
-    """``(event_at, indices, where)`` for ``--in FILE`` or ``--sample NAME --events N --seed K``:
-    event ``i`` of the file, or event ``i`` of the sample simulated with ``seed``."""
+    """``with event_source(...) as (event_at, indices, where)`` for ``--in FILE`` or ``--sample NAME
+    --events N --seed K``: event ``i`` of the file, or event ``i`` of the sample simulated with ``seed``.
+    A file is closed when the block ends."""
     from lartpcnet.sim.samples import generate_event, load_sample
 
     if (input_path is None) == (sample is None):
         raise ValueError("give exactly one of --in FILE or --sample NAME")
     if sample is not None:
         config = load_sample(sample)
-        return (lambda i: generate_event(config, seed, i)), range(events), f"sample {sample}"
-    reader = data.open(input_path)
-    return (lambda i: reader[i]), range(len(reader)), input_path
+        yield (lambda i: generate_event(config, seed, i)), range(events), f"sample {sample}"
+        return
+    with data.open(input_path) as reader:
+        yield (lambda i: reader[i]), range(len(reader)), input_path
 
 
 def evaluate(model_spec: str | LoadedModel, input_path: str | None = None, sample: str | None = None,
@@ -340,28 +344,28 @@ def evaluate(model_spec: str | LoadedModel, input_path: str | None = None, sampl
         from lartpcnet import tagging
 
         return tagging.evaluate(model, input_path, sample, events, seed, out, batch_size, progress)
-    event_at, indices, where = event_source(input_path, sample, events, seed)
-    if plane is not None:
-        model.plane = plane
-    metrics = model.metrics()
+    with event_source(input_path, sample, events, seed) as (event_at, indices, where):
+        if plane is not None:
+            model.plane = plane
+        metrics = model.metrics()
 
-    def image(i):
-        return event_at(i).image(model.plane, where, i)
+        def image(i):
+            return event_at(i).image(model.plane, where, i)
 
-    bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
-    chunk: list = []
-    for i in indices:
-        chunk.append(image(i))
-        if len(chunk) == batch_size or i == indices[-1]:
-            for img, result in zip(chunk, _infer(model, chunk, adc_scale), strict=True):
-                if model.sparse:
-                    metrics.add(result["truth"], result["label"], result["coords"], img.shape)
-                else:
-                    grid = np.indices(img.shape).reshape(2, -1).T
-                    metrics.add(result["pixel_truth"], result["pixel_label"], grid, img.shape)
-            bar.update(len(chunk))
-            chunk = []
-    bar.close()
+        bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
+        chunk: list = []
+        for i in indices:
+            chunk.append(image(i))
+            if len(chunk) == batch_size or i == indices[-1]:
+                for img, result in zip(chunk, _infer(model, chunk, adc_scale), strict=True):
+                    if model.sparse:
+                        metrics.add(result["truth"], result["label"], result["coords"], img.shape)
+                    else:
+                        grid = np.indices(img.shape).reshape(2, -1).T
+                        metrics.add(result["pixel_truth"], result["pixel_label"], grid, img.shape)
+                bar.update(len(chunk))
+                chunk = []
+        bar.close()
     summary = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
                "precision": precision, **metrics.summary()}
     if out is not None:

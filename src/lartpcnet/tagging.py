@@ -153,16 +153,16 @@ def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, eve
              out: str | None = None, batch_size: int = 1, progress: bool = True) -> dict:
     """Accuracy, non-background accuracy and IoUs per plane and averaged, per event too, and
     (for simulated events) the IoUs against neutrino energy per interaction kind."""
-    event_at, indices, where = event_source(input_path, sample, events, seed)
-    metrics = TaggingMetrics(model.net.config.planes)
-    per_event = []
-    bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
-    for i, item, planes in _predicted(model, event_at, where, indices, batch_size, bar):
-        mine = TaggingMetrics(len(planes))
-        _score(item, planes, i, metrics, mine)
-        summary = mine.summary()
-        per_event.append({"event": i, "kind": item.kind, "energy": item.energy, **{k: summary[k] for k in KEYS}})
-    bar.close()
+    with event_source(input_path, sample, events, seed) as (event_at, indices, where):
+        metrics = TaggingMetrics(model.net.config.planes)
+        per_event = []
+        bar = tqdm(total=len(indices), desc="evaluate", unit="event", disable=not progress, file=sys.stderr)
+        for i, item, planes in _predicted(model, event_at, where, indices, batch_size, bar):
+            mine = TaggingMetrics(len(planes))
+            _score(item, planes, i, metrics, mine)
+            summary = mine.summary()
+            per_event.append({"event": i, "kind": item.kind, "energy": item.energy, **{k: summary[k] for k in KEYS}})
+        bar.close()
     report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
               "downsample": model.downsample, **metrics.summary(), "events": per_event}
     if out is not None:
@@ -181,14 +181,14 @@ def select(model_spec: str, input_path: str | None = None, sample: str | None = 
     model = load_model(model_spec, device)
     if model.task != "tagging":
         raise ValueError(f"{model_spec} is a {model.name} model; select needs a cosmic tagger")
-    event_at, indices, where = event_source(input_path, sample, events, seed)
-    rows = []
-    bar = tqdm(total=len(indices), desc="select", unit="event", disable=not progress, file=sys.stderr)
-    for i, item, planes in _predicted(model, event_at, where, indices, batch_size, bar):
-        counts, means = selection.plane_summaries([r["coords"][r["label"] == NEUTRINO, 0] for r in planes])
-        rows.append({"event": i, "kind": item.kind or "unknown", "counts": counts, "means": means,
-                     "rows": item.planes[0].shape[0]})
-    bar.close()
+    with event_source(input_path, sample, events, seed) as (event_at, indices, where):
+        rows = []
+        bar = tqdm(total=len(indices), desc="select", unit="event", disable=not progress, file=sys.stderr)
+        for i, item, planes in _predicted(model, event_at, where, indices, batch_size, bar):
+            counts, means = selection.plane_summaries([r["coords"][r["label"] == NEUTRINO, 0] for r in planes])
+            rows.append({"event": i, "kind": item.kind or "unknown", "counts": counts, "means": means,
+                         "rows": item.planes[0].shape[0]})
+        bar.close()
     cut = max_row_separation if max_row_separation is not None else (
         selection.row_cut_for(rows[0]["rows"]) if rows else 50.0)
     report = {"model": model.source, "input": input_path, "sample": sample, "min_pixels": min_pixels,

@@ -290,44 +290,44 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
     from lartpcnet.parts import PartsJob
 
     config = config or MichelConfig()
-    event_at, indices, where = inference.event_source(input_path, sample, events, seed)
-    n_events = len(indices)
-    _dbscan(np.zeros((1, 3)), 1.0, 1)  # imports scikit-learn now, not inside the timed reconstruction
-    model = inference.load_model(model_spec)
-    if plane is not None:
-        model.plane = plane
-    job = PartsJob(out, {"model": str(model.source), "input": input_path and str(Path(input_path).resolve()),
-                         "sample": sample, "seed": seed if sample else None, "events": n_events,
-                         "plane": model.plane, "config": config.model_dump(), "add_showers": add_showers},
-                   n_events, part_size)
-    bar = tqdm(total=n_events, initial=job.done_items(), desc="michel", unit="event", disable=not progress,
-               file=sys.stderr)
-    reco_seconds, reco_events, relabelled = 0.0, 0, True
-    dim = 3 if model.plane is None else 2
-    for k in job.missing():
-        candidates, truth, sites = [], [], []
-        for i in job.items_of(k):
-            event = event_at(i)
-            image = event.image(model.plane, where, i)
-            coords, predicted = inference.predict_image(model, image)
-            window = np.ones(len(image), bool)
-            if model.adc_window is not None:
-                window = (image.values >= model.adc_window[0]) & (image.values <= model.adc_window[1])
-            seen = image.select(window)  # the sites the network labelled, in the same order
-            semantic, ok = _truth_labels(seen, event.particles)
-            relabelled &= ok
-            started = time.perf_counter()
-            rows, true_rows, cand_sites = reconstruct_event(i, coords, predicted, seen.values, semantic,
-                                                            seen.instance, _kinetic_of_michels(event.particles),
-                                                            config, add_showers)
-            reco_seconds += time.perf_counter() - started
-            reco_events += 1
-            candidates += rows
-            truth += true_rows
-            sites += cand_sites
-            bar.update(1)
-        _write_part(job.path(k), candidates, truth, sites, dim)
-    bar.close()
+    with inference.event_source(input_path, sample, events, seed) as (event_at, indices, where):
+        n_events = len(indices)
+        _dbscan(np.zeros((1, 3)), 1.0, 1)  # imports scikit-learn now, not inside the timed reconstruction
+        model = inference.load_model(model_spec)
+        if plane is not None:
+            model.plane = plane
+        job = PartsJob(out, {"model": str(model.source), "input": input_path and str(Path(input_path).resolve()),
+                             "sample": sample, "seed": seed if sample else None, "events": n_events,
+                             "plane": model.plane, "config": config.model_dump(), "add_showers": add_showers},
+                       n_events, part_size)
+        bar = tqdm(total=n_events, initial=job.done_items(), desc="michel", unit="event", disable=not progress,
+                   file=sys.stderr)
+        reco_seconds, reco_events, relabelled = 0.0, 0, True
+        dim = 3 if model.plane is None else 2
+        for k in job.missing():
+            candidates, truth, sites = [], [], []
+            for i in job.items_of(k):
+                event = event_at(i)
+                image = event.image(model.plane, where, i)
+                coords, predicted = inference.predict_image(model, image)
+                window = np.ones(len(image), bool)
+                if model.adc_window is not None:
+                    window = (image.values >= model.adc_window[0]) & (image.values <= model.adc_window[1])
+                seen = image.select(window)  # the sites the network labelled, in the same order
+                semantic, ok = _truth_labels(seen, event.particles)
+                relabelled &= ok
+                started = time.perf_counter()
+                rows, true_rows, cand_sites = reconstruct_event(i, coords, predicted, seen.values, semantic,
+                                                                seen.instance, _kinetic_of_michels(event.particles),
+                                                                config, add_showers)
+                reco_seconds += time.perf_counter() - started
+                reco_events += 1
+                candidates += rows
+                truth += true_rows
+                sites += cand_sites
+                bar.update(1)
+            _write_part(job.path(k), candidates, truth, sites, dim)
+        bar.close()
     tables = _merge(job, out, config, dim)
     report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
               "events": n_events, "out": out, "truth_relabelled": relabelled,
