@@ -58,6 +58,17 @@ def test_class_balanced():
     assert torch.allclose(class_balanced_weights(batch, labels, 5), torch.tensor([0.5, 0.5, 1.0, 1.0]))
 
 
+def test_class_balance_power_softens_the_weights():
+    batch = torch.tensor([0] * 4 + [0])
+    labels = torch.tensor([1, 1, 1, 1, 4])  # four MIP sites and one Michel site
+    half = class_balanced_weights(batch, labels, 5, power=0.5)
+    assert torch.allclose(half, torch.tensor([0.5, 0.5, 0.5, 0.5, 1.0]))  # 4^-0.5 and 1^-0.5
+    loss = SegmentationLoss("class_balanced", balance_power=0.5)
+    assert torch.allclose(loss.site_weights(sites([(0, 0, k) for k in range(5)]), labels, torch.zeros(5)), half)
+    with pytest.raises(ValueError, match="balance_power"):
+        SegmentationLoss("class_balanced", balance_power=0.0)
+
+
 def test_pl_weights_four_categories():
     labels = torch.zeros(1, 12, 12, dtype=torch.long)
     instance = torch.full((1, 12, 12), -1)

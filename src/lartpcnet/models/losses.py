@@ -5,7 +5,8 @@
   proportional to the size of the site's particle cluster (0.02 / size, kept within
   [2e-4, 2e-2]), and a vertex weight of 0.02 for sites within 3 pixels (a 7x7 box) of a site
   with another label.
-- ``class_balanced``: each site weighs 1 / (sites of its class in its image).
+- ``class_balanced``: each site weighs 1 / (sites of its class in its image)^``balance_power``
+  (1: fully balanced; 0.5 leans less on rare classes, so fewer ambiguous sites go to them).
 - ``pl`` (MicroBooNE 2019, section IV.B), for dense images with a background class: four pixel
   categories, each pixel weighing 1 / (pixels in its category): background within 2 pixels of
   charge, the other background, charge within 4 pixels of the vertex, and one category per
@@ -56,10 +57,11 @@ def sparsessnet_weights(sites: SparseTensor, labels: torch.Tensor, instance: tor
     return cluster_weights(sites.coords[:, 0].long(), instance) + vertex_weights(sites, labels)
 
 
-def class_balanced_weights(batch_index: torch.Tensor, labels: torch.Tensor, classes: int) -> torch.Tensor:
+def class_balanced_weights(batch_index: torch.Tensor, labels: torch.Tensor, classes: int,
+                           power: float = 1.0) -> torch.Tensor:
     key = batch_index * (classes + 1) + (labels + 1)
     _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
-    return 1.0 / counts[inverse].float()
+    return counts[inverse].float() ** -power
 
 
 def pl_weights(labels: torch.Tensor, instance: torch.Tensor, vertex: torch.Tensor) -> torch.Tensor:
@@ -88,17 +90,21 @@ def pl_weights(labels: torch.Tensor, instance: torch.Tensor, vertex: torch.Tenso
 class SegmentationLoss(nn.Module):
     """Weighted (focal) cross-entropy over labelled sites; see the module docstring."""
 
-    def __init__(self, weighting: Weighting = "none", focal_gamma: float = 0.0, classes: int = 5) -> None:
+    def __init__(self, weighting: Weighting = "none", focal_gamma: float = 0.0, classes: int = 5,
+                 balance_power: float = 1.0) -> None:
         super().__init__()
         if weighting not in ("none", "sparsessnet", "class_balanced", "pl"):
             raise ValueError(f"unknown weighting {weighting!r}: choose none, sparsessnet, class_balanced or pl")
+        if not 0 < balance_power <= 1:
+            raise ValueError(f"balance_power {balance_power}: give a power in (0, 1] (1: fully class-balanced)")
         self.weighting, self.focal_gamma, self.classes = weighting, focal_gamma, classes
+        self.balance_power = balance_power
 
     def site_weights(self, sites: SparseTensor, labels: torch.Tensor, instance: torch.Tensor) -> torch.Tensor:
         if self.weighting == "sparsessnet":
             return sparsessnet_weights(sites, labels, instance)
         if self.weighting == "class_balanced":
-            return class_balanced_weights(sites.coords[:, 0].long(), labels, self.classes)
+            return class_balanced_weights(sites.coords[:, 0].long(), labels, self.classes, self.balance_power)
         if self.weighting == "pl":
             raise ValueError("pl weighting needs dense images with background pixels; use weighted() directly")
         return torch.ones(labels.shape[0])
