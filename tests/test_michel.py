@@ -3,8 +3,14 @@
 import numpy as np
 import pytest
 
-from lartpcnet.data.labels import HIP, MICHEL, MIP
-from lartpcnet.reco.michel import MichelConfig, find_candidates, metrics, reconstruct_event
+from lartpcnet.data.labels import HIP, MICHEL, MIP, SHOWER
+from lartpcnet.reco.michel import (
+    MichelConfig,
+    find_candidates,
+    metrics,
+    michel_at_score,
+    reconstruct_event,
+)
 
 
 def line(start, direction, n):
@@ -88,6 +94,24 @@ def test_a_michel_bridging_two_track_pieces_is_not_at_an_edge():
     labels = np.concatenate([labels, np.full(len(fragment), MICHEL)])
     (found,) = find_candidates(coords, labels)
     assert found["attached"] and not found["edge"] and not found["accepted"]
+
+
+def test_a_michel_score_threshold_rejoins_a_michel_the_network_broke():
+    coords, labels = muon_with([200, 102, 100])
+    scores = np.zeros((len(labels), 5))
+    scores[np.arange(len(labels)), labels] = 1.0
+    # the network calls a band across the Michel electron shower, with Michel a close second
+    broken = (labels == MICHEL) & (coords[:, 1] >= 110) & (coords[:, 1] <= 113)
+    scores[broken] = 0
+    scores[broken, SHOWER], scores[broken, MICHEL] = 0.6, 0.4
+    argmax = scores.argmax(1)
+    pieces = find_candidates(coords, argmax)
+    assert len(pieces) == 2 and sum(c["accepted"] for c in pieces) == 1  # the far piece is detached
+    assert np.array_equal(michel_at_score(argmax, scores, 0.5), argmax)
+    whole = find_candidates(coords, michel_at_score(argmax, scores, 0.35))
+    assert len(whole) == 1 and whole[0]["accepted"] and len(whole[0]["sites"]) == (labels == MICHEL).sum()
+    with pytest.raises(ValueError, match="michel_score"):
+        MichelConfig(michel_score=1.0)
 
 
 @pytest.mark.parametrize("bad", ["", "MIP,muon", "Michel", "MIP,Michel"])
@@ -185,8 +209,8 @@ def test_michel_command_writes_candidates_metrics_and_plots(tiny_3d, tmp_path, c
 
     out = tmp_path / "m.h5"
     assert main(["michel", "--model", str(tiny_3d), "--sample", "michel", "--events", "3", "--seed", "5",
-                 "--out", str(out), "--plots", str(tmp_path / "plots"), "--add-showers", "--json",
-                 "--no-progress"]) == 0
+                 "--out", str(out), "--plots", str(tmp_path / "plots"), "--add-showers", "--michel-score", "0.3",
+                 "--json", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("id_efficiency", "id_purity", "cluster_efficiency", "cluster_purity", "both_above_95", "n_true",
                 "n_candidates"):
@@ -199,6 +223,7 @@ def test_michel_command_writes_candidates_metrics_and_plots(tiny_3d, tmp_path, c
         expected_true += len(np.unique(v.instance[semantic == MICHEL]))
     assert report["n_true"] == expected_true > 0 and report["truth_relabelled"] is True
     tables = read_output(out)
+    assert json.loads(tables["config"])["michel_score"] == 0.3
     assert len(tables["offsets"]) == len(tables["candidates"]) + 1
     assert tables["offsets"][-1] == len(tables["coords"]) == tables["candidates"]["pixels"].sum()
     assert report["n_candidates"] == int(tables["candidates"]["accepted"].sum())

@@ -156,6 +156,12 @@ def predict_image(model: LoadedModel, image) -> tuple[np.ndarray, np.ndarray]:
     return result["coords"], result["label"]
 
 
+def predict_scores(model: LoadedModel, image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The sites of one image the network saw, its predicted class and class probabilities (N, C)."""
+    result = _infer(model, [image])[0]
+    return result["coords"], result["label"], result["scores"]
+
+
 def _infer_dense(model: LoadedModel, images: list) -> list[dict]:
     """A dense network's background/track/shower scores at the active sites, plus its labels
     and the truth of every pixel (``pixel_truth``/``pixel_label``, flattened) for evaluation."""

@@ -21,6 +21,11 @@ network, the ID efficiency falls below 50 % with 10 and is above 90 % with 5
 centimetres carry a Bragg rise, and a network that calls them HIP (the shipped 3D weights do)
 leaves the Michel several voxels from the nearest MIP site, so the paper's MIP-only track
 rejects it as detached. The default stays the paper's MIP.
+
+``--michel-score P`` calls a site Michel when the network gives it Michel probability >= P
+instead of taking its top class (the paper). Below 0.5 it keeps Michel electrons whole where the
+network hesitates between Michel and shower, at some cost in cluster purity: an operating point
+for calibration users to choose (purity for the spectrum's shape, efficiency for statistics).
 3. Each candidate is matched to the true Michel cluster (the sites of one Michel electron's
    primary ionization) it overlaps most.
 
@@ -57,6 +62,9 @@ class MichelConfig(BaseModel):
     edge_min_samples: int = Field(5, ge=1)  # DBSCAN min_samples for what is left of the MIP cluster
     min_pixels: int = Field(10, ge=1)  # the quality cut
     shower_radius: float = Field(50.0, gt=0)  # --add-showers: shower sites this close join a candidate
+    # a site is Michel when the network gives it at least this Michel probability (0: its top
+    # class, the paper); below 0.5 trades cluster purity for efficiency
+    michel_score: float = Field(0.0, ge=0, lt=1)
 
     @field_validator("track_classes")
     @classmethod
@@ -128,6 +136,13 @@ def find_candidates(coords: np.ndarray, predicted: np.ndarray, config: MichelCon
         record["accepted"] = record["attached"] and record["edge"]
         out.append(record)
     return out
+
+
+def michel_at_score(predicted: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
+    """The network's labels with every site of Michel probability >= ``threshold`` made Michel."""
+    labels = np.array(predicted, copy=True)
+    labels[np.asarray(scores)[:, MICHEL] >= threshold] = MICHEL
+    return labels
 
 
 def true_clusters(semantic: np.ndarray, instance: np.ndarray) -> dict[int, np.ndarray]:
@@ -309,7 +324,9 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
             for i in job.items_of(k):
                 event = event_at(i)
                 image = event.image(model.plane, where, i)
-                coords, predicted = inference.predict_image(model, image)
+                coords, predicted, scores = inference.predict_scores(model, image)
+                if config.michel_score > 0:
+                    predicted = michel_at_score(predicted, scores, config.michel_score)
                 window = np.ones(len(image), bool)
                 if model.adc_window is not None:
                     window = (image.values >= model.adc_window[0]) & (image.values <= model.adc_window[1])
