@@ -70,8 +70,8 @@ def test_michel_command_with_the_shipped_weights(tmp_path):
         assert report[key] >= floor, (key, report[key])
 
 
-@pytest.mark.xfail(reason="CPU-trained 3D weights: cluster efficiency (on this small set also purity) short of the goals",
-                   strict=False)
+@pytest.mark.xfail(reason="CPU-trained 3D weights: cluster efficiency (on this small set also purity) short "
+                   "of the goals (docs/models.md)", strict=False)
 def test_michel_goals_with_the_shipped_weights(tmp_path):
     from lartpcnet.reco import michel
 
