@@ -16,7 +16,7 @@ def test_config_validates_and_builds(path):
     config = load_config(path)
     net, _ = build(config.model.name, config.model.network, config.model.loss)
     for source in (config.data.train, config.data.validation):
-        for name in [source.sample] if source.sample else list(source.mix or {}):
+        for name in source.samples():
             sample = load_sample(name)
             if MODELS[config.model.name].task == "tagging":  # every plane of the event
                 assert "planes" in sample.outputs

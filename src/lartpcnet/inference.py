@@ -152,8 +152,8 @@ def _precision(model: LoadedModel):
 
 def predict_image(model: LoadedModel, image) -> tuple[np.ndarray, np.ndarray]:
     """The sites of one image the network saw and its predicted class for each."""
-    result = _infer(model, [image])[0]
-    return result["coords"], result["label"]
+    coords, label, _ = predict_scores(model, image)
+    return coords, label
 
 
 def predict_scores(model: LoadedModel, image) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

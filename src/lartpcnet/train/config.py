@@ -43,6 +43,12 @@ class DataSource(_Strict):
                 raise ValueError(f"mix weights must be positive, got {bad}")
         return self
 
+    def samples(self) -> dict[str, float]:
+        """The simulated samples events come from, with their relative weights (empty for a file)."""
+        if self.mix is not None:
+            return dict(self.mix)
+        return {self.sample: 1.0} if self.sample is not None else {}
+
     def describe(self) -> str:
         """How errors and logs name this source."""
         if self.file is not None:

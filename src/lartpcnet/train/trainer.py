@@ -43,12 +43,12 @@ class EventSource:
                  task: str = "segmentation", downsample: int = 1) -> None:
         self.source, self.plane, self.relabel = source, plane, relabel_secondaries
         self.task, self.downsample = task, downsample
-        names = [source.sample] if source.sample else list(source.mix or {})
-        self._configs = [load_sample(name) for name in names]
+        samples = source.samples()
+        self._configs = [load_sample(name) for name in samples]
         if relabel_secondaries:
             self._configs = [c.model_copy(update={"relabel_secondaries": True}) for c in self._configs]
-        weights = np.array(list(source.mix.values()) if source.mix else [1.0] * len(names), dtype=float)
-        self._weights = weights / weights.sum() if len(weights) else weights
+        weights = np.array(list(samples.values()), dtype=float)
+        self._weights = weights / weights.sum() if samples else weights
         self._reader = None
 
     def sample_of(self, index: int) -> int:
