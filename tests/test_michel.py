@@ -120,7 +120,8 @@ def test_track_classes_must_name_track_like_classes(bad):
         MichelConfig(track_classes=bad)
 
 
-@pytest.mark.parametrize(("flag", "value"), [("--track-classes", "MIP,muon"), ("--attach-distance", "-1")])
+@pytest.mark.parametrize(("flag", "value"), [("--track-classes", "MIP,muon"), ("--attach-distance", "-1"),
+                                             ("--michel-score", "1")])
 def test_bad_michel_flags_give_one_line_naming_the_flag(flag, value, capsys):
     from lartpcnet.cli import main
 

@@ -71,6 +71,15 @@ def test_bad_config_names_the_field(tmp_path, capsys):
     assert "bad.yaml: field 'optimizer.name'" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("train", [{"sample": "nosuch", "seed": 1}, {"mix": {"1e1p_le": 1, "nosuch": 1}, "seed": 1}])
+def test_an_unknown_training_sample_is_one_line_naming_it(train, tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(dict(TINY, data=dict(TINY["data"], train=train, workers=1))))
+    assert run(path, "--out", tmp_path / "x") == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml: field 'data.train'" in err and "unknown sample 'nosuch'" in err and err.count("\n") == 1
+
+
 def test_ddp_two_cpu_processes_keep_identical_weights(config_file, tmp_path):
     out = tmp_path / "ddp"
     # loopback for gloo: the machine's other interfaces have nothing to do with a local test

@@ -41,6 +41,10 @@ class DataSource(_Strict):
             bad = {name: w for name, w in self.mix.items() if not w > 0}
             if bad:
                 raise ValueError(f"mix weights must be positive, got {bad}")
+        from lartpcnet.sim.samples import load_sample  # lazy: the simulator is only needed for samples
+
+        for name in self.samples():  # here, not in a data-loader worker whose traceback hides the name
+            load_sample(name)
         return self
 
     def samples(self) -> dict[str, float]:
