@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from lartpcnet.data.labels import HIP, MICHEL, MIP, SHOWER
+from lartpcnet.data.labels import DELTA, HIP, MICHEL, MIP, SHOWER
 from lartpcnet.reco.michel import (
     MichelConfig,
     find_candidates,
@@ -114,6 +114,33 @@ def test_a_michel_score_threshold_rejoins_a_michel_the_network_broke():
         MichelConfig(michel_score=1.0)
 
 
+@pytest.mark.parametrize("dim", [2, 3])
+def test_bridge_classes_shower_keeps_a_michel_the_network_cut_in_two_whole(dim):
+    coords, labels = muon_with([200, 103 if dim == 2 else 102, 100][:dim], dim)
+    electron = labels == MICHEL
+    # the network calls a band across the electron shower: the far piece is detached from the muon
+    labels[electron & (coords[:, 1] >= 110) & (coords[:, 1] <= 113)] = SHOWER
+    michel_sites = int((labels == MICHEL).sum())
+    pieces = find_candidates(coords, labels)
+    assert len(pieces) == 2 and [c["accepted"] for c in pieces].count(True) == 1
+    (whole,) = find_candidates(coords, labels, MichelConfig(bridge_classes="shower"))
+    assert whole["accepted"] and len(whole["sites"]) == michel_sites  # the shower band itself stays out
+    # a Michel blob apart from the electron, with nothing predicted between, is not joined
+    blob = tube([200, 160, 100][:dim], [0, 1, 0][:dim], 8, 2)
+    coords = np.concatenate([coords, blob])
+    labels = np.concatenate([labels, np.full(len(blob), MICHEL)])
+    found = find_candidates(coords, labels, MichelConfig(bridge_classes="shower"))
+    assert sorted(len(c["sites"]) for c in found) == [len(blob), michel_sites]
+    assert [c["accepted"] for c in found if len(c["sites"]) == michel_sites] == [True]
+
+
+@pytest.mark.parametrize("bad", ["MIP,muon", "Michel", "shower,Michel"])
+def test_bridge_classes_must_name_non_michel_classes(bad):
+    with pytest.raises(ValueError, match="bridge_classes"):
+        MichelConfig(bridge_classes=bad)
+    assert MichelConfig(bridge_classes=" shower ,delta").bridge_codes() == [SHOWER, DELTA]
+
+
 @pytest.mark.parametrize("bad", ["", "MIP,muon", "Michel", "MIP,Michel"])
 def test_track_classes_must_name_track_like_classes(bad):
     with pytest.raises(ValueError, match="track_classes"):
@@ -121,7 +148,7 @@ def test_track_classes_must_name_track_like_classes(bad):
 
 
 @pytest.mark.parametrize(("flag", "value"), [("--track-classes", "MIP,muon"), ("--attach-distance", "-1"),
-                                             ("--michel-score", "1")])
+                                             ("--michel-score", "1"), ("--bridge-classes", "Michel")])
 def test_bad_michel_flags_give_one_line_naming_the_flag(flag, value, capsys):
     from lartpcnet.cli import main
 
@@ -211,7 +238,7 @@ def test_michel_command_writes_candidates_metrics_and_plots(tiny_3d, tmp_path, c
     out = tmp_path / "m.h5"
     assert main(["michel", "--model", str(tiny_3d), "--sample", "michel", "--events", "3", "--seed", "5",
                  "--out", str(out), "--plots", str(tmp_path / "plots"), "--add-showers", "--michel-score", "0.3",
-                 "--json", "--no-progress"]) == 0
+                 "--bridge-classes", "shower", "--json", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("id_efficiency", "id_purity", "cluster_efficiency", "cluster_purity", "both_above_95", "n_true",
                 "n_candidates"):
@@ -224,7 +251,8 @@ def test_michel_command_writes_candidates_metrics_and_plots(tiny_3d, tmp_path, c
         expected_true += len(np.unique(v.instance[semantic == MICHEL]))
     assert report["n_true"] == expected_true > 0 and report["truth_relabelled"] is True
     tables = read_output(out)
-    assert json.loads(tables["config"])["michel_score"] == 0.3
+    config = json.loads(tables["config"])
+    assert config["michel_score"] == 0.3 and config["bridge_classes"] == "shower"
     assert len(tables["offsets"]) == len(tables["candidates"]) + 1
     assert tables["offsets"][-1] == len(tables["coords"]) == tables["candidates"]["pixels"].sum()
     assert report["n_candidates"] == int(tables["candidates"]["accepted"].sum())

@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, field in MichelConfig.model_fields.items():
         michel_cmd.add_argument("--" + name.replace("_", "-"), type=field.annotation, default=field.default,
-                                help=f"default {field.default}")
+                                help=f"{field.description} (default {field.default!r})")
     michel_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     michel_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
     michel_cmd.set_defaults(func=cmd_michel)

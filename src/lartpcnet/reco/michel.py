@@ -26,6 +26,13 @@ rejects it as detached. The default stays the paper's MIP.
 instead of taking its top class (the paper). Below 0.5 it keeps Michel electrons whole where the
 network hesitates between Michel and shower, at some cost in cluster purity: an operating point
 for calibration users to choose (purity for the spectrum's shape, efficiency for statistics).
+
+``--bridge-classes shower`` joins Michel clusters that a path of Michel and shower-predicted sites
+connects (steps of at most the Michel eps) before the attachment and edge tests. The network at
+times calls a band across a Michel electron shower, which cuts the electron in two; the far piece,
+detached from the muon, was lost. With truth labels the primary ionization is one cluster, so the
+join restores what the network cut; a bremsstrahlung blob that touches the electron through shower
+sites joins too, which costs cluster purity. The default is the paper's: no bridge.
 3. Each candidate is matched to the true Michel cluster (the sites of one Michel electron's
    primary ionization) it overlaps most.
 
@@ -52,19 +59,27 @@ class MichelConfig(BaseModel):
     """Parameters of the reconstruction; defaults are the paper's."""
 
     model_config = ConfigDict(extra="forbid")
-    michel_eps: float = Field(2.8, gt=0)
-    michel_min_samples: int = Field(5, ge=1)
-    mip_eps: float = Field(2.8, gt=0)
-    mip_min_samples: int = Field(5, ge=1)  # the paper: 10 (see the module docstring)
-    track_classes: str = "MIP"  # predicted classes that make up the muon track, comma-separated (MIP,HIP)
-    attach_distance: float = Field(2.83, gt=0)  # nearest Michel-MIP centre distance below this: attached
-    edge_radius: float = Field(15.0, gt=0)  # MIP sites this close to the touching point are removed
-    edge_min_samples: int = Field(5, ge=1)  # DBSCAN min_samples for what is left of the MIP cluster
-    min_pixels: int = Field(10, ge=1)  # the quality cut
-    shower_radius: float = Field(50.0, gt=0)  # --add-showers: shower sites this close join a candidate
-    # a site is Michel when the network gives it at least this Michel probability (0: its top
-    # class, the paper); below 0.5 trades cluster purity for efficiency
-    michel_score: float = Field(0.0, ge=0, lt=1)
+    michel_eps: float = Field(2.8, gt=0, description="DBSCAN eps for predicted Michel sites [px]")
+    michel_min_samples: int = Field(5, ge=1, description="DBSCAN min_samples for predicted Michel sites")
+    mip_eps: float = Field(2.8, gt=0, description="DBSCAN eps for predicted track sites [px]")
+    mip_min_samples: int = Field(5, ge=1, description="DBSCAN min_samples for predicted track sites "
+                                 "(the paper: 10; 5 suits one-to-two-site-wide tracks, see the module docstring)")
+    track_classes: str = Field("MIP", description="predicted classes that make up the muon track, "
+                               "comma-separated: MIP (the paper) or MIP,HIP")
+    attach_distance: float = Field(2.83, gt=0, description="attached: nearest Michel-track site distance "
+                                   "below this [px]")
+    edge_radius: float = Field(15.0, gt=0, description="edge test: track sites this close to the touching "
+                               "point are removed [px]")
+    edge_min_samples: int = Field(5, ge=1, description="edge test: DBSCAN min_samples for the rest of the track")
+    min_pixels: int = Field(10, ge=1, description="the quality cut [sites]")
+    shower_radius: float = Field(50.0, gt=0, description="--add-showers: shower sites this close join a "
+                                 "candidate's energy [px]")
+    michel_score: float = Field(0.0, ge=0, lt=1, description="a site is Michel when its Michel probability is "
+                                "at least this (0: its top class, the paper); below 0.5 trades cluster "
+                                "purity for efficiency")
+    bridge_classes: str = Field("", description="predicted classes through which Michel clusters join, "
+                                "comma-separated ('': none, the paper; 'shower' keeps an electron the "
+                                "network cut with a shower band whole)")
 
     @field_validator("track_classes")
     @classmethod
@@ -76,8 +91,21 @@ class MichelConfig(BaseModel):
                              f"(not Michel), e.g. 'MIP' (the paper) or 'MIP,HIP'")
         return ",".join(names)
 
+    @field_validator("bridge_classes")
+    @classmethod
+    def _known_bridge_classes(cls, value: str) -> str:
+        names = [n.strip() for n in value.split(",") if n.strip()]
+        unknown = [n for n in names if n not in SEMANTIC_NAMES]
+        if unknown or "Michel" in names:
+            raise ValueError(f"bridge_classes {value!r}: give comma-separated names among HIP, MIP, shower, delta "
+                             f"(not Michel), e.g. 'shower', or '' for none (the paper)")
+        return ",".join(names)
+
     def track_codes(self) -> list[int]:
         return [SEMANTIC_NAMES.index(n) for n in self.track_classes.split(",")]
+
+    def bridge_codes(self) -> list[int]:
+        return [SEMANTIC_NAMES.index(n) for n in self.bridge_classes.split(",") if n]
 
 
 CANDIDATE_DTYPE = np.dtype([
@@ -110,6 +138,8 @@ def find_candidates(coords: np.ndarray, predicted: np.ndarray, config: MichelCon
     michel = np.nonzero(predicted == MICHEL)[0]
     mip = np.nonzero(np.isin(predicted, config.track_codes()))[0]
     michel_labels = _dbscan(coords[michel], config.michel_eps, config.michel_min_samples)
+    if config.bridge_classes:
+        michel_labels = _bridge(coords, predicted, michel, michel_labels, config)
     mip_labels = _dbscan(coords[mip], config.mip_eps, config.mip_min_samples)
     clustered_mip = mip[mip_labels >= 0]
     mip_cluster = mip_labels[mip_labels >= 0]
@@ -136,6 +166,15 @@ def find_candidates(coords: np.ndarray, predicted: np.ndarray, config: MichelCon
         record["accepted"] = record["attached"] and record["edge"]
         out.append(record)
     return out
+
+
+def _bridge(coords: np.ndarray, predicted: np.ndarray, michel: np.ndarray, michel_labels: np.ndarray,
+            config: MichelConfig) -> np.ndarray:
+    """Michel cluster labels with clusters joined where a path of Michel and bridge-class sites
+    (steps of at most ``michel_eps``) connects them; unclustered Michel sites stay unclustered."""
+    connected = np.nonzero(np.isin(predicted, [MICHEL, *config.bridge_codes()]))[0]
+    component = _dbscan(coords[connected], config.michel_eps, 1)[np.searchsorted(connected, michel)]
+    return np.where(michel_labels >= 0, component, -1)
 
 
 def michel_at_score(predicted: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
