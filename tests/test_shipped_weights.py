@@ -11,11 +11,11 @@ import pytest
 from lartpcnet import inference
 
 # Regression floors: below what the exported weights measured on 100 fresh events (docs/models.md).
-# On these 16 events the exported weights give 0.739 / 0.926 (2D), 0.939 overall with Michel 0.59 and
-# delta 0.96 (3D), and the Michel command (--track-classes MIP,HIP --bridge-classes shower) 1.000 ID
-# efficiency, 1.000 ID purity, 0.964 cluster efficiency and 0.947 cluster purity (0.926 and 0.959
-# without the bridge).
-FLOOR_2D = {"nonzero_accuracy": 0.70, "two_class_accuracy": 0.88}
+# On these 16 events the exported weights give 0.755 / 0.929 with Michel 0.34 (2D; 0.739 / 0.926 and
+# Michel about 0.1 before its Michel phase), 0.943 overall with Michel 0.59 and delta 0.95 (3D), and
+# the Michel command (--track-classes MIP,HIP --bridge-classes shower) 1.000 ID efficiency, 1.000 ID
+# purity, 0.964 cluster efficiency and 0.951 cluster purity (0.932 and 0.966 without the bridge).
+FLOOR_2D = {"nonzero_accuracy": 0.70, "two_class_accuracy": 0.90, "Michel": 0.25}
 FLOOR_3D = {"nonzero_accuracy": 0.90, "Michel": 0.50, "delta": 0.85}
 FLOOR_MICHEL = {"id_efficiency": 0.92, "id_purity": 0.95, "cluster_efficiency": 0.93, "cluster_purity": 0.92}
 # the README's command: these weights call a stopping muon's last voxels HIP (so the track is MIP
@@ -42,8 +42,9 @@ def uresnet3d():
 
 def test_sparsessnet_weights_meet_their_floor(sparsessnet):
     assert sparsessnet["images"] == 16
-    for key, floor in FLOOR_2D.items():
-        assert sparsessnet[key] >= floor, (key, sparsessnet[key])
+    for key in ("nonzero_accuracy", "two_class_accuracy"):
+        assert sparsessnet[key] >= FLOOR_2D[key], (key, sparsessnet[key])
+    assert sparsessnet["class_accuracy"]["Michel"] >= FLOOR_2D["Michel"], sparsessnet["class_accuracy"]
 
 
 @pytest.mark.xfail(reason="CPU-trained weights are below the SparseSSNet goal (docs/models.md)", strict=False)
@@ -73,8 +74,8 @@ def test_michel_command_with_the_shipped_weights(tmp_path):
         assert report[key] >= floor, (key, report[key])
 
 
-@pytest.mark.xfail(reason="CPU-trained 3D weights: cluster efficiency and purity just short of the goals "
-                   "(docs/models.md)", strict=False)
+@pytest.mark.xfail(reason="CPU-trained 3D weights: cluster efficiency (on this small set, purity) just short "
+                   "of the goals (docs/models.md)", strict=False)
 def test_michel_goals_with_the_shipped_weights(tmp_path):
     from lartpcnet.reco import michel
 
