@@ -132,6 +132,10 @@ def test_bridge_classes_shower_keeps_a_michel_the_network_cut_in_two_whole(dim):
     found = find_candidates(coords, labels, MichelConfig(bridge_classes="shower"))
     assert sorted(len(c["sites"]) for c in found) == [len(blob), michel_sites]
     assert [c["accepted"] for c in found if len(c["sites"]) == michel_sites] == [True]
+    # nothing to join: an empty image, and one with shower but no Michel sites
+    bridge = MichelConfig(bridge_classes="shower")
+    assert find_candidates(np.zeros((0, dim), np.int64), np.zeros(0, np.int64), bridge) == []
+    assert find_candidates(coords[labels == SHOWER], labels[labels == SHOWER], bridge) == []
 
 
 @pytest.mark.parametrize("bad", ["MIP,muon", "Michel", "shower,Michel"])
