@@ -24,10 +24,17 @@ FLAGS = "--track-classes MIP,HIP --bridge-classes shower --add-showers"
 CONFIG = MichelConfig(track_classes="MIP,HIP", bridge_classes="shower")
 
 
+REPEATS = 3  # per event, the fastest of these: one run is at the mercy of the shared machine
+
+
 def _reco_ms(i, image, coords, labels, semantic, kinetic) -> float:
-    start = time.perf_counter()
-    reconstruct_event(i, coords, labels, image.values, semantic, image.instance, kinetic, CONFIG, add_showers=True)
-    return 1e3 * (time.perf_counter() - start)
+    times = []
+    for _ in range(REPEATS):
+        start = time.perf_counter()
+        reconstruct_event(i, coords, labels, image.values, semantic, image.instance, kinetic, CONFIG,
+                          add_showers=True)
+        times.append(1e3 * (time.perf_counter() - start))
+    return min(times)
 
 
 SAMPLES = ("michel", "pilarnet3d")
@@ -64,7 +71,7 @@ def run(events: int = 20, threads: int = 2, progress: bool = True) -> dict:
                      "network_labels": _summary(predicted_ms), "network": _summary(network_ms)})
     bar.close()
     return {"benchmark": "michel", "cpu": _cpu_name(), "threads": threads, "events": events, "goal_ms": GOAL_MS,
-            "flags": FLAGS, "cases": rows}
+            "flags": FLAGS, "repeats": REPEATS, "cases": rows}
 
 
 def _summary(values: list[float]) -> dict | None:
@@ -74,7 +81,8 @@ def _summary(values: list[float]) -> dict | None:
 
 def markdown(report: dict, command: str) -> str:
     lines = ["# Michel reconstruction cost on CPU", "", f"Command: `{command}`  ",
-             f"CPU: {report['cpu']}; {report['events']} events per sample (512³ cubes); per event: DBSCAN of the "
+             f"CPU: {report['cpu']}; {report['events']} events per sample (512³ cubes), each the fastest of "
+             f"{report.get('repeats', 1)} runs; per event: DBSCAN of the "
              "Michel, Michel-and-shower and track sites, attachment and edge tests, truth matching and the "
              f"shower-energy sum, with `{report.get('flags', FLAGS)}` (the README's command). The network is "
              "excluded (its time is the last column).", "",

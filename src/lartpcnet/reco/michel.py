@@ -172,6 +172,8 @@ def _bridge(coords: np.ndarray, predicted: np.ndarray, michel: np.ndarray, miche
             config: MichelConfig) -> np.ndarray:
     """Michel cluster labels with clusters joined where a path of Michel and bridge-class sites
     (steps of at most ``michel_eps``) connects them; unclustered Michel sites stay unclustered."""
+    if len(np.unique(michel_labels[michel_labels >= 0])) < 2:
+        return michel_labels  # nothing to join: skip the DBSCAN over the (many) shower sites
     connected = np.nonzero(np.isin(predicted, [MICHEL, *config.bridge_codes()]))[0]
     component = _dbscan(coords[connected], config.michel_eps, 1)[np.searchsorted(connected, michel)]
     return np.where(michel_labels >= 0, component, -1)
