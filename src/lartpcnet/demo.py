@@ -180,9 +180,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{summary['images']} PILArNet-like cubes: 5-class non-zero accuracy {summary['nonzero_accuracy']:.4f}")
         # the README's command: these weights call a stopping muon's last voxels HIP (count them as
         # track) and at times a band across a Michel electron shower (join through it); docs/models.md
-        config = michel.MichelConfig(track_classes="MIP,HIP", bridge_classes="shower")
         report = michel.run("uresnet3d_pilarnet", str(out / "michel.h5"), sample="michel", events=20, seed=7,
-                            config=config, add_showers=True,
+                            config=michel.SHIPPED_3D, add_showers=True,
                             plots=str(out / "michel"), progress=False)
         def pct(v):
             return "—" if v is None else f"{100 * v:.1f}%"

@@ -16,14 +16,12 @@ import torch
 
 from lartpcnet.bench import write_report
 from lartpcnet.bench.engine import _cpu_name
-from lartpcnet.reco.michel import GOAL_MS, MichelConfig, _kinetic_of_michels, _truth_labels, reconstruct_event
+from lartpcnet.reco.michel import GOAL_MS, SHIPPED_3D, _kinetic_of_michels, _truth_labels, reconstruct_event
 from lartpcnet.sim.samples import generate_event, load_sample
 
 # the README's command: the bridge adds a DBSCAN over Michel and shower sites, so time it too
-FLAGS = "--track-classes MIP,HIP --bridge-classes shower --add-showers"
-CONFIG = MichelConfig(track_classes="MIP,HIP", bridge_classes="shower")
-
-
+CONFIG = SHIPPED_3D
+FLAGS = CONFIG.flags() + " --add-showers"
 REPEATS = 3  # per event, the fastest of these: one run is at the mercy of the shared machine
 
 
