@@ -1,6 +1,7 @@
 """predict and evaluate with a small trained checkpoint."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -257,3 +258,46 @@ def test_an_event_source_closes_its_file_when_the_block_ends():
     with pytest.raises(RuntimeError), inference.event_source(str(real), None, 0, 0):
         raise RuntimeError("a job that fails half way")
     assert open_files() == before
+
+
+def test_tta_averages_the_network_over_the_image_and_its_mirror_images(trained):
+    model, events = trained
+    plain, tta = inference.load_model(str(model)), inference.load_model(str(model), tta=True)
+    import lartpcnet.data as data
+
+    with data.open(str(events)) as reader:
+        images = [reader[n].image(plain.plane, str(events), n) for n in range(2)]
+    for image in images:
+        coords, label, scores = inference.predict_scores(tta, image)
+        # the reference: plain passes over the image and each mirror image, matched back site by site
+        reference = {}
+        for axis in (None, 0, 1):
+            mirrored = image.coords.copy()
+            if axis is not None:
+                mirrored[:, axis] = image.shape[axis] - 1 - mirrored[:, axis]
+            got_coords, _, got = inference.predict_scores(plain, replace(image, coords=mirrored))
+            for site, row in zip(got_coords, got, strict=True):
+                if axis is not None:
+                    site = site.copy()
+                    site[axis] = image.shape[axis] - 1 - site[axis]
+                reference.setdefault(tuple(site), []).append(row)
+        assert all(len(rows) == 3 for rows in reference.values()) and len(reference) == len(coords)
+        expected = np.array([np.mean(reference[tuple(site)], axis=0) for site in coords])
+        np.testing.assert_allclose(scores, expected, atol=1e-5)
+        assert np.array_equal(label, scores.argmax(1))
+        plain_scores = inference.predict_scores(plain, image)[2]
+        assert np.abs(scores - plain_scores).max() > 1e-3  # the mirror passes changed the scores
+
+
+def test_tta_is_recorded_and_refused_for_dense_networks(trained, dense_trained, tmp_path, capsys):
+    model, events = trained
+    assert main(["evaluate", "--model", str(model), "--in", str(events), "--tta", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] is True
+    assert main(["predict", "--model", str(model), "--in", str(events), "--out", str(tmp_path / "p.h5"), "--tta",
+                 "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] is True
+    dense, _, _ = dense_trained
+    assert main(["predict", "--model", str(dense), "--in", str(events), "--out", str(tmp_path / "d.h5"), "--tta",
+                 "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "test-time augmentation (tta) is for sparse segmentation networks" in err and err.count("\n") == 1

@@ -242,7 +242,7 @@ def test_michel_command_writes_candidates_metrics_and_plots(tiny_3d, tmp_path, c
     out = tmp_path / "m.h5"
     assert main(["michel", "--model", str(tiny_3d), "--sample", "michel", "--events", "3", "--seed", "5",
                  "--out", str(out), "--plots", str(tmp_path / "plots"), "--add-showers", "--michel-score", "0.3",
-                 "--bridge-classes", "shower", "--json", "--no-progress"]) == 0
+                 "--bridge-classes", "shower", "--tta", "--json", "--no-progress"]) == 0
     report = json.loads(capsys.readouterr().out)
     for key in ("id_efficiency", "id_purity", "cluster_efficiency", "cluster_purity", "both_above_95", "n_true",
                 "n_candidates"):
@@ -257,6 +257,8 @@ def test_michel_command_writes_candidates_metrics_and_plots(tiny_3d, tmp_path, c
     tables = read_output(out)
     config = json.loads(tables["config"])
     assert config["michel_score"] == 0.3 and config["bridge_classes"] == "shower"
+    job = json.loads(tables["job"])
+    assert job["tta"] is True and report["tta"] is True and job["model"] == str(tiny_3d.resolve())
     assert len(tables["offsets"]) == len(tables["candidates"]) + 1
     assert tables["offsets"][-1] == len(tables["coords"]) == tables["candidates"]["pixels"].sum()
     assert report["n_candidates"] == int(tables["candidates"]["accepted"].sum())

@@ -132,7 +132,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
     summary = predict(args.model, args.input, args.out, plane=args.plane, shard=args.shard,
                       batch_size=args.batch_size, progress=not args.no_progress, precision=args.precision,
-                      device=args.device)
+                      device=args.device, tta=args.tta)
     _emit(summary, args.json, f"wrote predictions for {summary['events']} events to {summary['out']}")
     return 0
 
@@ -163,7 +163,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     summary = evaluate(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
                        plane=args.plane, out=args.out, batch_size=args.batch_size, progress=not args.no_progress,
-                       precision=args.precision, device=args.device)
+                       precision=args.precision, device=args.device, tta=args.tta)
     if "cosmic_iou" in summary:  # the cosmic tagger
         def fmt(v):
             return "—" if v is None else f"{v:.3f}"
@@ -214,7 +214,7 @@ def cmd_michel(args: argparse.Namespace) -> int:
         raise ValueError(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}") from err
     report = michel.run(args.model, args.out, input_path=args.input, sample=args.sample, events=args.events,
                         seed=args.seed, plane=args.plane, config=config, add_showers=args.add_showers,
-                        plots=args.plots, progress=not args.no_progress)
+                        plots=args.plots, progress=not args.no_progress, tta=args.tta)
 
     def pct(v):
         return "—" if v is None else f"{100 * v:.1f}%"
@@ -280,6 +280,10 @@ def _add_events(parser: argparse.ArgumentParser, in_help: str, sample_help: str,
     parser.add_argument("--seed", type=int, default=12345, help="simulation seed (default 12345)")
 
 
+TTA_HELP = ("test-time augmentation: average the class probabilities over the image and its mirror image along "
+            "each axis (sparse segmentation networks; 1 + D network passes)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="lartpcnet", description="Sparse deep-learning reconstruction of LArTPC images."
@@ -343,6 +347,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                          help="bf16 is faster on CPUs with bf16 units and changes a few labels (see README)")
     predict.add_argument("--device", default="auto", help="auto (GPU where there is one), cpu, cuda, cuda:1, ...")
+    predict.add_argument("--tta", action="store_true", help=TTA_HELP)
     predict.add_argument("--json", action="store_true", help="print one JSON object")
     predict.add_argument("--no-progress", action="store_true", help="no progress bar")
     predict.set_defaults(func=cmd_predict)
@@ -359,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--batch-size", type=positive_int, default=4, help="events per forward pass")
     evaluate.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="inference precision")
     evaluate.add_argument("--device", default="auto", help="auto (GPU where there is one), cpu, cuda, ...")
+    evaluate.add_argument("--tta", action="store_true", help=TTA_HELP)
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--no-progress", action="store_true", help="no progress bar")
     evaluate.set_defaults(func=cmd_evaluate)
@@ -384,6 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
     michel_cmd.add_argument("--out", default="michel.h5", help="output HDF5: every candidate with its sites, energy, "
                             "matched truth (resumable; default michel.h5)")
     michel_cmd.add_argument("--plots", default=None, help="folder for the pixel-count and energy plots")
+    michel_cmd.add_argument("--tta", action="store_true", help=TTA_HELP)
     michel_cmd.add_argument("--add-showers", action="store_true",
                             help="add shower-labelled deposits within --shower-radius to each candidate's energy")
     from lartpcnet.reco.michel import MichelConfig

@@ -58,6 +58,7 @@ class LoadedModel:
     task: str = "segmentation"  # or tagging (the multi-plane cosmic tagger: lartpcnet.tagging)
     downsample: int = 1  # tagging: pixel blocks merged before the network
     threshold: float | None = None  # tagging: ADC below which pixels are not in the sparse set
+    tta: bool = False  # average the scores over the image and its mirror image along each axis
 
     @property
     def sparse(self) -> bool:
@@ -92,9 +93,10 @@ def shipped_weights(name: str) -> Path | None:
     return path if path.exists() else None
 
 
-def load_model(spec: str, device: str = "auto", precision: str = "fp32") -> LoadedModel:
+def load_model(spec: str, device: str = "auto", precision: str = "fp32", tta: bool = False) -> LoadedModel:
     """A network from a shipped name (``sparsessnet_uboone``) or a checkpoint path, on ``device``
-    (``auto``: the GPU where there is one)."""
+    (``auto``: the GPU where there is one). ``tta``: test-time augmentation, the class
+    probabilities averaged over the image and its mirror image along each axis (1 + D passes)."""
     from lartpcnet.sparse import fold_batchnorm
 
     if device == "auto":
@@ -118,9 +120,12 @@ def load_model(spec: str, device: str = "auto", precision: str = "fp32") -> Load
     net = fold_batchnorm(net.to(device))
     window = data_cfg.get("adc_window")
     task = MODELS[model_name].task
+    if tta and (task != "segmentation" or not net.config.sparse):
+        raise ValueError(f"test-time augmentation (tta) is for sparse segmentation networks; {path} holds a "
+                         f"{'dense' if task == 'segmentation' else task} {model_name!r} network")
     return LoadedModel(net, model_name, None if task == "tagging" else data_cfg.get("plane"),
                        tuple(window) if window else None, float(data_cfg.get("feature_scale", 100.0)), str(path),
-                       precision, task, int(data_cfg.get("downsample", 1)), data_cfg.get("threshold"))
+                       precision, task, int(data_cfg.get("downsample", 1)), data_cfg.get("threshold"), tta)
 
 
 def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dict]:
@@ -131,6 +136,37 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
         images = [im.select(np.ones(len(im), bool), im.values * adc_scale) for im in images]
     if not model.sparse:
         return _infer_dense(model, images)
+    results = _infer_sparse(model, images)
+    if model.tta:
+        for axis in range(len(images[0].shape) if images else 0):
+            mirrored = _infer_sparse(model, [_mirror(im, axis) for im in images])
+            for result, other, image in zip(results, mirrored, images, strict=True):
+                coords = other["coords"].copy()
+                coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
+                result["scores"] += other["scores"][_align(result["coords"], coords, image.shape)]
+        for result in results:
+            result["scores"] /= 1 + len(images[0].shape)
+            result["label"] = result["scores"].argmax(1).astype(np.int8)
+    return results
+
+
+def _mirror(image, axis: int):
+    """The image reflected along ``axis`` (labels and values unchanged)."""
+    from dataclasses import replace
+
+    coords = image.coords.copy()
+    coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
+    return replace(image, coords=coords, vertex=None)
+
+
+def _align(coords: np.ndarray, other: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """For each row of ``coords``, the row of ``other`` at the same site (both hold the same sites)."""
+    key, other_key = np.ravel_multi_index(coords.T, shape), np.ravel_multi_index(other.T, shape)
+    order = np.argsort(other_key)
+    return order[np.searchsorted(other_key, key, sorter=order)]
+
+
+def _infer_sparse(model: LoadedModel, images: list) -> list[dict]:
     batch = sparse_batch(images, model.adc_window, pad_to=model.net.config.stride, scale=model.feature_scale)
     with torch.no_grad(), _precision(model):
         out = model.net(batch.tensor.to(model.device))
@@ -212,9 +248,9 @@ def _shard(text: str | None, events: int) -> range:
 
 def predict(model_spec: str, input_path: str, out: str, plane: int | None = None, shard: str | None = None,
             batch_size: int = 4, part_size: int = 50, progress: bool = True, precision: str = "fp32",
-            device: str = "auto") -> dict:
+            device: str = "auto", tta: bool = False) -> dict:
     """Writes per-site scores and labels for every event of this shard to ``out`` (resumable)."""
-    model = load_model(model_spec, device, precision)
+    model = load_model(model_spec, device, precision, tta)
     if model.task == "tagging":
         from lartpcnet import tagging
 
@@ -224,7 +260,8 @@ def predict(model_spec: str, input_path: str, out: str, plane: int | None = None
     with data.open(input_path) as reader:
         indices = list(_shard(shard, len(reader)))
         job = PartsJob(out, {"model": str(Path(model_spec).resolve()), "input": str(Path(input_path).resolve()),
-                             "plane": model.plane, "shard": shard, "precision": precision}, len(indices), part_size)
+                             "plane": model.plane, "shard": shard, "precision": precision, "tta": tta},
+                      len(indices), part_size)
         bar = tqdm(total=len(indices), initial=job.done_items(), desc="predict", unit="event", disable=not progress,
                    file=sys.stderr)
         counts: dict[int, dict] = {}
@@ -245,7 +282,7 @@ def predict(model_spec: str, input_path: str, out: str, plane: int | None = None
         values = labels[offsets[n] : offsets[n + 1]]
         counts[int(event)] = {name: int((values == c).sum()) for c, name in enumerate(model.classes)}
     return {"model": model.source, "input": input_path, "out": out, "shard": shard, "events": merged,
-            "plane": model.plane, "precision": precision, "class_counts": counts}
+            "plane": model.plane, "precision": precision, "tta": tta, "class_counts": counts}
 
 
 SITE_FIELDS = ("coords", "scores", "label", "two_class_scores", "two_class_label")
@@ -341,10 +378,11 @@ def event_source(input_path: str | None, sample: str | None, events: int, seed: 
 
 def evaluate(model_spec: str | LoadedModel, input_path: str | None = None, sample: str | None = None,
              events: int = 100, seed: int = 0, plane: int | None = None, out: str | None = None, batch_size: int = 4,
-             progress: bool = True, adc_scale: float = 1.0, precision: str = "fp32", device: str = "auto") -> dict:
+             progress: bool = True, adc_scale: float = 1.0, precision: str = "fp32", device: str = "auto",
+             tta: bool = False) -> dict:
     """Segmentation metrics of a model (a name, a checkpoint or one already loaded) on a file or on
     freshly simulated events (plots into ``out``)."""
-    model = model_spec if isinstance(model_spec, LoadedModel) else load_model(model_spec, device, precision)
+    model = model_spec if isinstance(model_spec, LoadedModel) else load_model(model_spec, device, precision, tta)
     precision = model.precision
     if model.task == "tagging":
         from lartpcnet import tagging
@@ -373,7 +411,7 @@ def evaluate(model_spec: str | LoadedModel, input_path: str | None = None, sampl
                 chunk = []
         bar.close()
     summary = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
-               "precision": precision, **metrics.summary()}
+               "precision": precision, "tta": model.tta, **metrics.summary()}
     if out is not None:
         from lartpcnet.viz.plots import plot_confusion
 

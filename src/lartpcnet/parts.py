@@ -20,6 +20,7 @@ class PartsJob:
         self.out = Path(out)
         self.folder = self.out.with_name(self.out.name + ".parts")
         self.items, self.part_size = items, part_size
+        self.job = job
         self.folder.mkdir(parents=True, exist_ok=True)
         manifest = self.folder / "job.json"
         record = {**job, "items": items, "part_size": part_size}

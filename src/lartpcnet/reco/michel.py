@@ -282,9 +282,10 @@ def _truth_labels(image, particles: np.ndarray | None) -> tuple[np.ndarray, bool
 
 
 def _write_output(path, candidates: np.ndarray, truth: np.ndarray, coords: np.ndarray, sizes: np.ndarray,
-                  config: MichelConfig | None = None) -> None:
-    """The michel file layout (a part, or the merged output with its config): the candidate and
-    true-cluster tables, and each candidate's sites by offsets."""
+                  config: MichelConfig | None = None, job: dict | None = None) -> None:
+    """The michel file layout (a part, or the merged output with its config and the job that made
+    it: model, input, tta, ...): the candidate and true-cluster tables, and each candidate's sites
+    by offsets."""
     import json
 
     import h5py
@@ -295,6 +296,8 @@ def _write_output(path, candidates: np.ndarray, truth: np.ndarray, coords: np.nd
         f.attrs["format"] = "lartpcnet-michel"
         if config is not None:
             f.attrs["config"] = json.dumps(config.model_dump())
+        if job is not None:
+            f.attrs["job"] = json.dumps(job)
         f.create_dataset("candidates", data=candidates)
         f.create_dataset("true_clusters", data=truth)
         f.create_dataset("sites/coords", data=coords, compression="gzip")
@@ -322,7 +325,7 @@ def read_output(path) -> dict:
             raise DataError("is not a lartpcnet michel output", file=str(path), field="format")
         return {"candidates": f["candidates"][:], "true_clusters": f["true_clusters"][:],
                 "coords": f["sites/coords"][:], "offsets": f["sites/offsets"][:],
-                "config": f.attrs.get("config", "{}")}
+                "config": f.attrs.get("config", "{}"), "job": f.attrs.get("job", "{}")}
 
 
 def _merge(job, out, config: MichelConfig, dim: int) -> dict:
@@ -331,7 +334,7 @@ def _merge(job, out, config: MichelConfig, dim: int) -> dict:
     truth = np.concatenate([p["true_clusters"] for p in parts]) if parts else np.zeros(0, TRUE_DTYPE)
     coords = np.concatenate([p["coords"] for p in parts]) if parts else np.zeros((0, dim), np.int32)
     sizes = np.concatenate([np.diff(p["offsets"]) for p in parts]) if parts else np.zeros(0, np.int64)
-    _write_output(out, candidates, truth, coords, sizes, config)
+    _write_output(out, candidates, truth, coords, sizes, config, job.job)
     job.cleanup()
     return {"candidates": candidates, "true_clusters": truth}
 
@@ -339,7 +342,7 @@ def _merge(job, out, config: MichelConfig, dim: int) -> dict:
 def run(model_spec: str, out: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
         seed: int = 12345, plane: int | None = None, config: MichelConfig | None = None,
         add_showers: bool = False, plots: str | None = None, part_size: int = 20,
-        progress: bool = True) -> dict:
+        progress: bool = True, tta: bool = False) -> dict:
     """``lartpcnet michel``: segmentation, reconstruction, matching, metrics; resumable output."""
     import sys
     import time
@@ -354,12 +357,13 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
     with inference.event_source(input_path, sample, events, seed) as (event_at, indices, where):
         n_events = len(indices)
         _dbscan(np.zeros((1, 3)), 1.0, 1)  # imports scikit-learn now, not inside the timed reconstruction
-        model = inference.load_model(model_spec)
+        model = inference.load_model(model_spec, tta=tta)
         if plane is not None:
             model.plane = plane
         job = PartsJob(out, {"model": str(model.source), "input": input_path and str(Path(input_path).resolve()),
                              "sample": sample, "seed": seed if sample else None, "events": n_events,
-                             "plane": model.plane, "config": config.model_dump(), "add_showers": add_showers},
+                             "plane": model.plane, "config": config.model_dump(), "add_showers": add_showers,
+                             "tta": tta},
                        n_events, part_size)
         bar = tqdm(total=n_events, initial=job.done_items(), desc="michel", unit="event", disable=not progress,
                    file=sys.stderr)
@@ -393,7 +397,7 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
         bar.close()
     tables = _merge(job, out, config, dim)
     report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
-              "events": n_events, "out": out, "truth_relabelled": relabelled,
+              "events": n_events, "out": out, "tta": tta, "truth_relabelled": relabelled,
               "reco_ms_per_event": 1e3 * reco_seconds / reco_events if reco_events else None,
               **metrics(tables["candidates"], tables["true_clusters"], config.min_pixels)}
     if plots:
