@@ -198,3 +198,45 @@ def test_bench_table_lists_both_resolutions():
     text = cosmictagger.markdown(report, "lartpcnet bench cosmictagger")
     assert "| full | 3 × 1280 × 2048 | 10, 20, 30 | 100 | 50 | 900 | 50 | 9.0× |" in text
     assert "out of memory" in text
+
+
+def test_tta_averages_the_tagger_over_mirror_images_of_all_planes(tiny_tagger, tmp_path, capsys):
+    import json
+    from dataclasses import replace
+
+    import numpy as np
+
+    import lartpcnet.data as data
+    from lartpcnet import tagging
+    from lartpcnet.cli import main
+    from lartpcnet.inference import load_model
+    from lartpcnet.train.tasks import TaggingItem
+
+    plain, tta = load_model(str(tiny_tagger)), load_model(str(tiny_tagger), tta=True)
+    with data.open(REAL) as reader:
+        (item,) = tagging._items(plain, lambda i: reader[i], str(REAL), [1])
+    (averaged,) = tagging._run(tta, [item])
+    reference = [{} for _ in item.planes]  # per plane: site -> the plain passes' scores there
+    for axis in (None, 0, 1):
+        planes = item.planes
+        if axis is not None:  # every plane mirrored at once, so the planes still agree on the drift
+            planes = []
+            for image in item.planes:
+                coords = image.coords.copy()
+                coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
+                planes.append(replace(image, coords=coords))
+        (got,) = tagging._run(plain, [TaggingItem(planes, item.kind, item.energy)])
+        for p, result in enumerate(got):
+            for site, row in zip(result["coords"], result["scores"], strict=True):
+                if axis is not None:
+                    site = site.copy()
+                    site[axis] = item.planes[p].shape[axis] - 1 - site[axis]
+                reference[p].setdefault(tuple(site), []).append(row)
+    (single,) = tagging._run(plain, [item])
+    for p, result in enumerate(averaged):
+        expected = np.array([np.mean(reference[p][tuple(site)], axis=0) for site in result["coords"]])
+        np.testing.assert_allclose(result["scores"], expected, atol=1e-5)
+        assert np.array_equal(result["label"], result["scores"].argmax(1))
+        assert np.abs(result["scores"] - single[p]["scores"]).max() > 1e-3
+    assert main(["select", "--model", str(tiny_tagger), "--in", str(REAL), "--tta", "--json", "--no-progress"]) == 0
+    assert json.loads(capsys.readouterr().out)["tta"] is True

@@ -300,4 +300,4 @@ def test_tta_is_recorded_and_refused_for_dense_networks(trained, dense_trained, 
     assert main(["predict", "--model", str(dense), "--in", str(events), "--out", str(tmp_path / "d.h5"), "--tta",
                  "--no-progress"]) == 2
     err = capsys.readouterr().err
-    assert "test-time augmentation (tta) is for sparse segmentation networks" in err and err.count("\n") == 1
+    assert "test-time augmentation (tta) is for sparse networks" in err and err.count("\n") == 1

@@ -189,7 +189,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
     report = select(args.model, input_path=args.input, sample=args.sample, events=args.events, seed=args.seed,
                     min_pixels=args.min_pixels, max_row_separation=args.max_row_separation, out=args.out,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, tta=args.tta)
     lines = [f"selection: >= {report['min_pixels']} neutrino pixels on every plane, mean rows within "
              f"{report['max_row_separation']:.0f}"]
     for kind, value in report.get("efficiency", {}).items():
@@ -281,7 +281,7 @@ def _add_events(parser: argparse.ArgumentParser, in_help: str, sample_help: str,
 
 
 TTA_HELP = ("test-time augmentation: average the class probabilities over the image and its mirror image along "
-            "each axis (sparse segmentation networks; 1 + D network passes)")
+            "each axis (sparse networks; 1 + D network passes; the tagger mirrors all planes at once)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -378,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
                             help="largest difference of mean neutrino rows between planes (default 50 at the "
                                  "paper's 640-row images, scaled with the image height)")
     select_cmd.add_argument("--out", default=None, help="folder for the ROC plot")
+    select_cmd.add_argument("--tta", action="store_true", help=TTA_HELP)
     select_cmd.add_argument("--json", action="store_true", help="print one JSON object")
     select_cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
     select_cmd.set_defaults(func=cmd_select)

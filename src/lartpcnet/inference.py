@@ -120,9 +120,9 @@ def load_model(spec: str, device: str = "auto", precision: str = "fp32", tta: bo
     net = fold_batchnorm(net.to(device))
     window = data_cfg.get("adc_window")
     task = MODELS[model_name].task
-    if tta and (task != "segmentation" or not net.config.sparse):
-        raise ValueError(f"test-time augmentation (tta) is for sparse segmentation networks; {path} holds a "
-                         f"{'dense' if task == 'segmentation' else task} {model_name!r} network")
+    if tta and not net.config.sparse:
+        raise ValueError(f"test-time augmentation (tta) is for sparse networks; {path} holds the dense "
+                         f"{model_name!r} network")
     return LoadedModel(net, model_name, None if task == "tagging" else data_cfg.get("plane"),
                        tuple(window) if window else None, float(data_cfg.get("feature_scale", 100.0)), str(path),
                        precision, task, int(data_cfg.get("downsample", 1)), data_cfg.get("threshold"), tta)
@@ -310,6 +310,8 @@ def _write_file(path: str | Path, events: np.ndarray, sites: dict[str, np.ndarra
         f.attrs["two_classes"] = json.dumps(list(TWO_CLASS_NAMES))
         f.attrs["model"] = model.source
         f.attrs["plane"] = -1 if model.plane is None else model.plane
+        f.attrs["precision"] = model.precision
+        f.attrs["tta"] = model.tta
         f.create_dataset("events/index", data=np.asarray(events, np.int64), track_times=False)
         for name, values in sites.items():
             f.create_dataset(f"sites/{name}", data=values, compression="gzip", track_times=False)

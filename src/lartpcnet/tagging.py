@@ -19,7 +19,7 @@ from tqdm import tqdm
 import lartpcnet.data as data
 from lartpcnet.data.labels import NEUTRINO, ORIGIN_NAMES
 from lartpcnet.errors import DataError
-from lartpcnet.inference import PREDICTION_FORMAT, LoadedModel, _shard, event_source, load_model
+from lartpcnet.inference import PREDICTION_FORMAT, LoadedModel, _align, _mirror, _shard, event_source, load_model
 from lartpcnet.io_utils import atomic_path
 from lartpcnet.metrics.tagging import KEYS, TaggingMetrics, plot_iou_vs_energy
 from lartpcnet.parts import PartsJob
@@ -41,6 +41,23 @@ def _items(model: LoadedModel, events, where: str, indices) -> list[TaggingItem]
 
 
 def _run(model: LoadedModel, items: list[TaggingItem]) -> list[list[dict]]:
+    results = _run_once(model, items)
+    if model.tta:  # mirror rows (drift) in every plane at once, then columns (wires)
+        for axis in (0, 1):
+            mirrored = [TaggingItem([_mirror(p, axis) for p in item.planes], item.kind, item.energy) for item in items]
+            for planes, others, item in zip(results, _run_once(model, mirrored), items, strict=True):
+                for result, other, image in zip(planes, others, item.planes, strict=True):
+                    coords = other["coords"].copy()
+                    coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
+                    result["scores"] += other["scores"][_align(result["coords"], coords, image.shape)]
+        for planes in results:
+            for result in planes:
+                result["scores"] /= 3
+                result["label"] = result["scores"].argmax(1).astype(np.int8)
+    return results
+
+
+def _run_once(model: LoadedModel, items: list[TaggingItem]) -> list[list[dict]]:
     with torch.no_grad(), torch.autocast(model.device.type, dtype=torch.bfloat16, enabled=model.precision == "bf16"):
         return tagging_predictions(model.net, items, model.threshold, model.device)
 
@@ -99,6 +116,7 @@ def _write(path, tables: dict, model: LoadedModel) -> None:
         f.attrs["model"] = model.source
         f.attrs["plane"] = -2  # every plane: coords are (plane, row, column)
         f.attrs["downsample"] = model.downsample
+        f.attrs["tta"] = model.tta
         f.create_dataset("events/index", data=tables["events"])
         for name in ("coords", "scores", "label"):
             f.create_dataset(f"sites/{name}", data=tables[name], compression="gzip")
@@ -110,7 +128,7 @@ def predict(model: LoadedModel, input_path: str, out: str, shard: str | None = N
     with data.open(input_path) as reader:
         indices = list(_shard(shard, len(reader)))
         job = PartsJob(out, {"model": str(Path(model.source).resolve()), "input": str(Path(input_path).resolve()),
-                             "shard": shard, "precision": model.precision}, len(indices), part_size)
+                             "shard": shard, "precision": model.precision, "tta": model.tta}, len(indices), part_size)
         bar = tqdm(total=len(indices), initial=job.done_items(), desc="predict", unit="event",
                    disable=not progress, file=sys.stderr)
         for k in job.missing():
@@ -129,7 +147,7 @@ def predict(model: LoadedModel, input_path: str, out: str, shard: str | None = N
         counts[int(event)] = [{name: int(((labels == c) & (planes == p)).sum()) for c, name in enumerate(ORIGIN_NAMES)}
                               for p in range(model.net.config.planes)]
     return {"model": model.source, "input": input_path, "out": out, "shard": shard, "events": len(merged["events"]),
-            "downsample": model.downsample, "class_counts": counts}
+            "downsample": model.downsample, "tta": model.tta, "class_counts": counts}
 
 
 def _read_part(path) -> dict:
@@ -164,7 +182,7 @@ def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, eve
             per_event.append({"event": i, "kind": item.kind, "energy": item.energy, **{k: summary[k] for k in KEYS}})
         bar.close()
     report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
-              "downsample": model.downsample, **metrics.summary(), "events": per_event}
+              "downsample": model.downsample, "tta": model.tta, **metrics.summary(), "events": per_event}
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         curves = metrics.iou_vs_energy(ENERGY_BINS)
@@ -176,9 +194,9 @@ def evaluate(model: LoadedModel, input_path: str | None, sample: str | None, eve
 
 def select(model_spec: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
            seed: int = 0, min_pixels: int = 100, max_row_separation: float | None = None, out: str | None = None,
-           batch_size: int = 1, progress: bool = True, device: str = "auto") -> dict:
+           batch_size: int = 1, progress: bool = True, device: str = "auto", tta: bool = False) -> dict:
     """``lartpcnet select``: the neutrino event selection with its efficiencies and ROC curve."""
-    model = load_model(model_spec, device)
+    model = load_model(model_spec, device, tta=tta)
     if model.task != "tagging":
         raise ValueError(f"{model_spec} is a {model.name} model; select needs a cosmic tagger")
     with event_source(input_path, sample, events, seed) as (event_at, indices, where):
@@ -191,7 +209,7 @@ def select(model_spec: str, input_path: str | None = None, sample: str | None = 
         bar.close()
     cut = max_row_separation if max_row_separation is not None else (
         selection.row_cut_for(rows[0]["rows"]) if rows else 50.0)
-    report = {"model": model.source, "input": input_path, "sample": sample, "min_pixels": min_pixels,
+    report = {"model": model.source, "input": input_path, "sample": sample, "tta": tta, "min_pixels": min_pixels,
               "max_row_separation": cut, **selection.efficiencies(rows, min_pixels, cut),
               "selected": [r["event"] for r in rows if selection.selected(r["counts"], r["means"], min_pixels, cut)]}
     report["roc"] = selection.roc(rows, max_row_separation=cut)
