@@ -179,10 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         summary = inference.evaluate("uresnet3d_pilarnet", input_path=str(out / "pilarnet3d.h5"), progress=False)
         print(f"{summary['images']} PILArNet-like cubes: 5-class non-zero accuracy {summary['nonzero_accuracy']:.4f}")
         # the README's command: these weights call a stopping muon's last voxels HIP (count them as
-        # track) and at times a band across a Michel electron shower (join through it); docs/models.md
+        # track) and at times a band across a Michel electron shower (join through it), and the
+        # network's scores are averaged over mirror images (tta); docs/models.md
         report = michel.run("uresnet3d_pilarnet", str(out / "michel.h5"), sample="michel", events=20, seed=7,
                             config=michel.SHIPPED_3D, add_showers=True,
-                            plots=str(out / "michel"), progress=False)
+                            plots=str(out / "michel"), progress=False, tta=True)
         def pct(v):
             return "—" if v is None else f"{100 * v:.1f}%"
 
