@@ -8,11 +8,12 @@ from lartpcnet.bench import michel
 def test_bench_michel_times_the_readme_command_on_both_samples(tmp_path):
     report = michel.run(events=1, threads=1, progress=False)
     assert [case["sample"] for case in report["cases"]] == list(michel.SAMPLES)
-    assert report["flags"] == michel.FLAGS and "--bridge-classes shower" in report["flags"]
+    assert report["flags"] == michel.FLAGS and "--bridge-classes shower --tta" in report["flags"]
     for case in report["cases"]:
         assert case["voxels_median"] > 0
         assert case["truth_labels"]["median_ms"] > 0
         assert case["network_labels"]["median_ms"] > 0 and case["network"]["median_ms"] > 0  # weights ship
+        assert case["network_tta"]["median_ms"] > case["network"]["median_ms"]  # four passes against one
     written = michel.write(report, tmp_path, "lartpcnet bench michel --events 1")
     assert written == [tmp_path / "michel.md", tmp_path / "michel.json"]
     text = (tmp_path / "michel.md").read_text()
