@@ -325,3 +325,15 @@ def test_the_papers_mip_min_samples_loses_this_simulators_thin_tracks():
     paper = perfect_segmentation_metrics(MichelConfig(mip_min_samples=10, attach_distance=2.0))
     ours = perfect_segmentation_metrics(MichelConfig())
     assert paper["id_efficiency"] < 0.5 < 0.9 <= ours["id_efficiency"]
+
+
+def test_the_bridges_components_are_dbscan_with_every_site_a_core_site():
+    from lartpcnet.reco.michel import _components, _dbscan
+
+    rng = np.random.default_rng(3)
+    for dim, n in ((2, 400), (3, 2000)):
+        coords = rng.integers(0, 40, size=(n, dim)).astype(np.float64)
+        ours, reference = _components(coords, 2.8), _dbscan(coords, 2.8, 1)
+        # the same partition: labels equal up to renaming, one to one
+        pairs = set(zip(ours.tolist(), reference.tolist(), strict=True))
+        assert len(pairs) == len(set(ours.tolist())) == len(set(reference.tolist())) > 1

@@ -180,8 +180,21 @@ def _bridge(coords: np.ndarray, predicted: np.ndarray, michel: np.ndarray, miche
     if len(np.unique(michel_labels[michel_labels >= 0])) < 2:
         return michel_labels  # nothing to join: skip the DBSCAN over the (many) shower sites
     connected = np.nonzero(np.isin(predicted, [MICHEL, *config.bridge_codes()]))[0]
-    component = _dbscan(coords[connected], config.michel_eps, 1)[np.searchsorted(connected, michel)]
+    component = _components(coords[connected], config.michel_eps)[np.searchsorted(connected, michel)]
     return np.where(michel_labels >= 0, component, -1)
+
+
+def _components(coords: np.ndarray, eps: float) -> np.ndarray:
+    """DBSCAN with ``min_samples`` 1 (every site a core site): the connected components of the
+    graph joining sites at most ``eps`` apart. Built as that graph, it is several times faster
+    than DBSCAN on the thousands of shower sites of a busy event."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    pairs = cKDTree(coords).query_pairs(eps, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs), np.int8), (pairs[:, 0], pairs[:, 1])), shape=(len(coords),) * 2)
+    return connected_components(graph, directed=False)[1]
 
 
 def michel_at_score(predicted: np.ndarray, scores: np.ndarray, threshold: float) -> np.ndarray:
