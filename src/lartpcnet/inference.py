@@ -15,7 +15,7 @@ import json
 import re
 import sys
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import h5py
@@ -137,26 +137,39 @@ def _infer(model: LoadedModel, images: list, adc_scale: float = 1.0) -> list[dic
     if not model.sparse:
         return _infer_dense(model, images)
     results = _infer_sparse(model, images)
-    if model.tta:
-        for axis in range(len(images[0].shape) if images else 0):
-            mirrored = _infer_sparse(model, [_mirror(im, axis) for im in images])
-            for result, other, image in zip(results, mirrored, images, strict=True):
-                coords = other["coords"].copy()
-                coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
-                result["scores"] += other["scores"][_align(result["coords"], coords, image.shape)]
-        for result in results:
-            result["scores"] /= 1 + len(images[0].shape)
-            result["label"] = result["scores"].argmax(1).astype(np.int8)
+    if model.tta and images:
+        dim = len(images[0].shape)
+        for axis in range(dim):
+            add_mirrored(results, _infer_sparse(model, [mirror(im, axis) for im in images]), images, axis)
+        average_passes(results, 1 + dim)
     return results
 
 
-def _mirror(image, axis: int):
-    """The image reflected along ``axis`` (labels and values unchanged)."""
-    from dataclasses import replace
+def mirror_coords(coords: np.ndarray, shape: tuple[int, ...], axis: int) -> np.ndarray:
+    """``coords`` reflected along ``axis`` of an image of ``shape`` (a reflection is its own inverse)."""
+    coords = coords.copy()
+    coords[:, axis] = shape[axis] - 1 - coords[:, axis]
+    return coords
 
-    coords = image.coords.copy()
-    coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
-    return replace(image, coords=coords, vertex=None)
+
+def mirror(image, axis: int):
+    """The image reflected along ``axis`` (labels and values unchanged)."""
+    return replace(image, coords=mirror_coords(image.coords, image.shape, axis), vertex=None)
+
+
+def add_mirrored(results: list[dict], mirrored: list[dict], images: list, axis: int) -> None:
+    """Adds to each result's scores those of the network's pass over the image mirrored along
+    ``axis``, matched back site by site (test-time augmentation)."""
+    for result, other, image in zip(results, mirrored, images, strict=True):
+        back = mirror_coords(other["coords"], image.shape, axis)
+        result["scores"] += other["scores"][_align(result["coords"], back, image.shape)]
+
+
+def average_passes(results: list[dict], passes: int) -> None:
+    """Summed scores of ``passes`` network passes -> their mean, and the labels from it."""
+    for result in results:
+        result["scores"] /= passes
+        result["label"] = result["scores"].argmax(1).astype(np.int8)
 
 
 def _align(coords: np.ndarray, other: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -19,7 +19,16 @@ from tqdm import tqdm
 import lartpcnet.data as data
 from lartpcnet.data.labels import NEUTRINO, ORIGIN_NAMES
 from lartpcnet.errors import DataError
-from lartpcnet.inference import PREDICTION_FORMAT, LoadedModel, _align, _mirror, _shard, event_source, load_model
+from lartpcnet.inference import (
+    PREDICTION_FORMAT,
+    LoadedModel,
+    _shard,
+    add_mirrored,
+    average_passes,
+    event_source,
+    load_model,
+    mirror,
+)
 from lartpcnet.io_utils import atomic_path
 from lartpcnet.metrics.tagging import KEYS, TaggingMetrics, plot_iou_vs_energy
 from lartpcnet.parts import PartsJob
@@ -44,16 +53,11 @@ def _run(model: LoadedModel, items: list[TaggingItem]) -> list[list[dict]]:
     results = _run_once(model, items)
     if model.tta:  # mirror rows (drift) in every plane at once, then columns (wires)
         for axis in (0, 1):
-            mirrored = [TaggingItem([_mirror(p, axis) for p in item.planes], item.kind, item.energy) for item in items]
+            mirrored = [TaggingItem([mirror(p, axis) for p in item.planes], item.kind, item.energy) for item in items]
             for planes, others, item in zip(results, _run_once(model, mirrored), items, strict=True):
-                for result, other, image in zip(planes, others, item.planes, strict=True):
-                    coords = other["coords"].copy()
-                    coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
-                    result["scores"] += other["scores"][_align(result["coords"], coords, image.shape)]
+                add_mirrored(planes, others, item.planes, axis)
         for planes in results:
-            for result in planes:
-                result["scores"] /= 3
-                result["label"] = result["scores"].argmax(1).astype(np.int8)
+            average_passes(planes, 3)
     return results
 
 
