@@ -97,12 +97,15 @@ def load_model(spec: str, device: str = "auto", precision: str = "fp32", tta: bo
     """A network from a shipped name (``sparsessnet_uboone``) or a checkpoint path, on ``device``
     (``auto``: the GPU where there is one). ``tta``: test-time augmentation, the class
     probabilities averaged over the image and its mirror image along each axis (1 + D passes)."""
+    from lartpcnet.runtime import configure_onednn_caches
     from lartpcnet.sparse import fold_batchnorm
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    if precision == "bf16":
+        configure_onednn_caches()  # library use without the CLI: CPU bf16 memory stays flat over events
     path = shipped_weights(spec) or Path(spec)
     if not path.exists():
         shipped = ", ".join(n for n in SHIPPED if shipped_weights(n)) or "none in this installation"
