@@ -9,6 +9,7 @@ simulated (seed fixed); networks have random weights (speed does not depend on t
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +61,23 @@ def _inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC
             net(sparse_batch(images, window, pad_to=net.config.stride, scale=scale).tensor)
 
     return measure(run, repeats, memory_from_start=True)
+
+
+def _stream(net: UResNet, planes: list[SparseImage], bf16: bool = False, warmup: int = 4) -> dict:
+    """Inference over different planes, one after another, as a grid job runs it: the median time
+    per plane, and how much the RSS grew after the first ``warmup`` planes (it should not)."""
+    from lartpcnet.bench.peer_runner import current_rss_mb
+
+    net.eval()
+    times, rss = [], []
+    for plane in planes:
+        t0 = time.perf_counter()
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            net(sparse_batch([plane], ADC[0], pad_to=net.config.stride, scale=ADC[1]).tensor)
+        times.append(time.perf_counter() - t0)
+        rss.append(current_rss_mb())
+    return {"planes": len(planes), "ms": 1e3 * float(np.median(times)),
+            "rss_growth_mb": rss[-1] - rss[warmup - 1]}
 
 
 def _dense_inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC) -> dict:
@@ -140,6 +158,8 @@ def run(quick: bool = False, threads: int = 2, progress: bool = True) -> dict:
     sites = sparse_batch([plane]).tensor.num_sites
     report["plane"] = {"sites": sites, "shape": list(plane.shape), **_inference(sparse_net, [plane], repeats)}
     report["plane_bf16"] = _inference(sparse_net, [plane], repeats, bf16=True)
+    stream = [full_plane(seed=seed) for seed in range(1, 13 if quick else 25)]
+    report["stream"] = {"fp32": _stream(sparse_net, stream), "bf16": _stream(sparse_net, stream, bf16=True)}
     steps.update()
     event = generate_event(load_sample("uboone_nue_cosmics"), 0, 0)
     three = [_inference(sparse_net, [p], repeats) for p in event.planes]  # one network per plane: same cost
@@ -198,6 +218,9 @@ def markdown(report: dict, command: str) -> str:
              f"| full MicroBooNE collection plane, {p['sites']} px, fp32 | {p['ms']:.0f} ms | "
              f"{p['peak_mb'] or 0:.0f} | ≤ 100 ms, ≤ 150 MB |",
              f"| same plane, bf16 autocast | {report['plane_bf16']['ms']:.0f} ms | | (fp32 goal) |",
+             *[f"| {row['planes']} different full planes one after another, {name}: median per plane, RSS growth "
+               f"after the 4th | {row['ms']:.0f} ms | {row['rss_growth_mb']:+.0f} | |"
+               for name, row in report.get("stream", {}).items()],
              f"| full 3-plane event ({', '.join(map(str, report['three_planes']['sites']))} px), fp32 | "
              f"{report['three_planes']['ms']:.0f} ms | | ≤ 300 ms |",
              f"| same event, bf16 autocast | {report['three_planes_bf16']['ms']:.0f} ms | | |",
