@@ -83,6 +83,21 @@ def test_metric_summary_is_per_plane_and_by_kind():
     assert s["neutrino_iou"] == pytest.approx(0.5) and s["by_kind"]["nueCC"]["cosmic_iou"] == pytest.approx(0.75)
 
 
+def test_neutrino_event_averages_leave_cosmic_only_events_out():
+    # The paper's test set has a neutrino in every event: a cosmic-only event with one pixel
+    # tagged neutrino (IoU 0) counts in the overall average, not in neutrino_events.
+    metrics = TaggingMetrics(planes=1)
+    metrics.add(0, np.array([1, 2, 2]), np.array([1, 2, 2]), 10, "numuCC", 800.0)
+    metrics.add(0, np.array([1, 1]), np.array([1, 2]), 10, "cosmic_only")
+    s = metrics.summary()
+    assert s["neutrino_iou"] == pytest.approx(0.5) and s["mean_iou"] == pytest.approx((1.0 + 0.25) / 2)
+    nu = s["neutrino_events"]
+    assert nu["images"] == 1 and nu["neutrino_iou"] == 1.0 and nu["mean_iou"] == 1.0
+    unknown = TaggingMetrics(planes=1)
+    unknown.add(0, np.array([1, 2]), np.array([1, 2]), 10)  # a file that does not give kinds
+    assert "neutrino_events" not in unknown.summary()
+
+
 def test_selection_cuts_on_constructed_events():
     assert selected(np.array([150, 120, 101]), np.array([300, 320, 340]))
     assert not selected(np.array([150, 99, 300]), np.array([300, 300, 300]))  # one plane short of pixels

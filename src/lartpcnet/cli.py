@@ -174,6 +174,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                  *(f"{'plane ' + str(p):24s}" + "".join(f"{fmt(row[k]):>24s}" for k in keys)
                    for p, row in enumerate(summary["per_plane"])),
                  f"{'mean':24s}" + "".join(f"{fmt(summary[k]):>24s}" for k in keys)]
+        if "neutrino_events" in summary:  # the paper's test set: a neutrino in every event
+            lines.append(f"{'events with a neutrino':24s}"
+                         + "".join(f"{fmt(summary['neutrino_events'][k]):>24s}" for k in keys))
         _emit(summary, args.json, "\n".join(lines))
         return 0
     lines = [f"{summary['images']} images; non-zero accuracy {summary['nonzero_accuracy']}; "
