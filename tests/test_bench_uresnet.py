@@ -20,8 +20,8 @@ def test_markdown_lists_every_case():
     report = {"cpu": "x", "torch": "t", "threads": 2, "network": uresnet.SPARSESSNET,
               "plane": {"sites": 20000, **timing}, "three_planes": {"ms": 30.0, "sites": [1, 2, 3]},
               "plane_bf16": timing, "three_planes_bf16": {"ms": 20.0},
-              "stream": {"fp32": {"planes": 24, "ms": 250.0, "rss_growth_mb": 3.0},
-                         "bf16": {"planes": 24, "ms": 210.0, "rss_growth_mb": -1.0}},
+              "stream": {"fp32": {"planes": 24, "median_sites": 20000, "ms": 250.0, "rss_growth_mb": 3.0},
+                         "bf16": {"planes": 24, "median_sites": 20000, "ms": 210.0, "rss_growth_mb": -1.0}},
               "training": {"sites_per_image": 3500, "iterations_per_second": 2.5, **timing},
               "training_1500": {"sites_per_image": 1500, "iterations_per_second": 4.5, **timing},
               "bf16_accuracy": {"plane_labels_changed": 0.004, "crops": 16,
@@ -33,7 +33,7 @@ def test_markdown_lists_every_case():
     text = uresnet.markdown(report, "lartpcnet bench uresnet")
     assert "20000 px" in text and "100× faster" in text and "4.50 it/s" in text and "2.50 it/s" in text
     assert "0.40% of the plane's labels change" in text and "95.00% (fp32) vs 94.90% (bf16)" in text
-    assert ("24 different full planes one after another, bf16: median per plane, RSS growth after the 4th "
-            "| 210 ms | -1 |") in text
+    assert ("24 different full planes one after another (median 20000 px), bf16: median per plane, RSS growth "
+            "after the 4th | 210 ms | -1 |") in text
     assert "| 1 | 10 | 10 |" in text and "| 8 | 10 | — |" in text
     assert "| 192³ | 100 | 10 | 10 |" in text and "| 512³ | 300 | 10 | — (does not fit) |" in text
