@@ -8,17 +8,21 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = """
-import json, torch
+# SparseSSNet as lartpcnet predict runs it (CLI runtime settings, batch norms folded), in a fresh process
+PRELUDE = """
+import json, sys, torch
 from lartpcnet.runtime import configure_runtime
 configure_runtime()
 torch.set_num_threads(2)
-from lartpcnet.bench.peer_runner import measure
+from lartpcnet.bench.peer_runner import current_rss_mb, measure
 from lartpcnet.bench.uresnet import SPARSESSNET, full_plane
 from lartpcnet.data.batching import sparse_batch
 from lartpcnet.models.uresnet import UResNet, UResNetConfig
 from lartpcnet.sparse import fold_batchnorm
 net = fold_batchnorm(UResNet(UResNetConfig(**SPARSESSNET)))
+"""
+
+SCRIPT = PRELUDE + """
 plane = full_plane()
 def run():
     with torch.no_grad():
@@ -39,17 +43,7 @@ def test_full_plane_inference_stays_under_150_mb():
     assert result["peak_mb"] <= 150, result  # the SparseSSNet issue's goal for a full plane
 
 
-STREAM_SCRIPT = """
-import json, sys, torch
-from lartpcnet.runtime import configure_runtime
-configure_runtime()
-torch.set_num_threads(2)
-from lartpcnet.bench.peer_runner import current_rss_mb
-from lartpcnet.bench.uresnet import SPARSESSNET, full_plane
-from lartpcnet.data.batching import sparse_batch
-from lartpcnet.models.uresnet import UResNet, UResNetConfig
-from lartpcnet.sparse import fold_batchnorm
-net = fold_batchnorm(UResNet(UResNetConfig(**SPARSESSNET)))
+STREAM_SCRIPT = PRELUDE + """
 rss = []
 for seed in range(24):
     plane = full_plane(8_000, seed=seed)

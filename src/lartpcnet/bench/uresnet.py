@@ -17,7 +17,7 @@ import torch
 
 from lartpcnet.bench import write_report
 from lartpcnet.bench.engine import _cpu_name
-from lartpcnet.bench.peer_runner import measure
+from lartpcnet.bench.peer_runner import current_rss_mb, measure
 from lartpcnet.data.batching import sparse_batch
 from lartpcnet.data.event import SparseImage
 from lartpcnet.models.uresnet import UResNet, UResNetConfig
@@ -66,17 +66,16 @@ def _inference(net: UResNet, images: list[SparseImage], repeats: int, inputs=ADC
 def _stream(net: UResNet, planes: list[SparseImage], bf16: bool = False, warmup: int = 4) -> dict:
     """Inference over different planes, one after another, as a grid job runs it: the median time
     per plane, and how much the RSS grew after the first ``warmup`` planes (it should not)."""
-    from lartpcnet.bench.peer_runner import current_rss_mb
-
     net.eval()
-    times, rss = [], []
+    times, rss, sites = [], [], []
     for plane in planes:
         t0 = time.perf_counter()
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            net(sparse_batch([plane], ADC[0], pad_to=net.config.stride, scale=ADC[1]).tensor)
+            tensor = sparse_batch([plane], ADC[0], pad_to=net.config.stride, scale=ADC[1]).tensor
+            net(tensor)
         times.append(time.perf_counter() - t0)
         rss.append(current_rss_mb())
-    sites = [sparse_batch([p], ADC[0]).tensor.num_sites for p in planes]
+        sites.append(tensor.num_sites)
     return {"planes": len(planes), "median_sites": float(np.median(sites)), "ms": 1e3 * float(np.median(times)),
             "rss_growth_mb": rss[-1] - rss[warmup - 1]}
 
