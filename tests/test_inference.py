@@ -130,7 +130,7 @@ def test_exported_fp16_weights_predict_like_the_checkpoint(trained, tmp_path):
     export = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(export)
     shipped = tmp_path / "shipped.pt"
-    export.main(str(model), str(shipped))
+    export.export(str(model), str(shipped))
     a = read(inference.predict(str(model), str(events), str(tmp_path / "a.h5"), progress=False)["out"])
     b = read(inference.predict(str(shipped), str(events), str(tmp_path / "b.h5"), progress=False)["out"])
     assert (a["sites/label"] == b["sites/label"]).mean() > 0.99

@@ -111,7 +111,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, args.set)
     out = args.out or f"runs/{config.name}"
-    summary = train(config, out, resume=args.resume, progress=not args.no_progress)
+    summary = train(config, out, resume=args.resume, progress=not args.no_progress, init_from=args.init_from,
+                    explicit=[item.partition("=")[0] for item in args.set])
     val = summary.get("validation") or {}
     key = "mean_iou" if "mean_iou" in val else "nonzero_accuracy"
     text = (f"trained {config.name} for {summary['iterations']} iterations into {out}: "
@@ -334,6 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("config", help="training YAML (see configs/)")
     train.add_argument("--out", default=None, help="run folder (default runs/<name>)")
     train.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
+    train.add_argument("--init-from", default=None, metavar="MODEL",
+                       help="a fresh run starts from these weights (shipped name or checkpoint) and their iteration; "
+                            "the optimizer starts anew")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a config entry, e.g. --set iterations=100 --set optimizer.lr=1e-4")
     train.add_argument("--json", action="store_true", help="print one JSON object")

@@ -24,6 +24,7 @@ import torch
 from tqdm import tqdm
 
 import lartpcnet.data as data
+from lartpcnet.checkpoint import load_checkpoint, shipped_models, shipped_path, verify_shipped
 from lartpcnet.data.batching import dense_batch, sparse_batch
 from lartpcnet.data.labels import (
     DENSE_CLASS_NAMES,
@@ -78,48 +79,62 @@ class LoadedModel:
         return SegmentationMetrics() if self.sparse else SegmentationMetrics(DENSE_CLASS_NAMES, background=0)
 
 
-# Pretrained weights shipped inside the package (src/lartpcnet/weights/), by registered name;
-# docs/models.md is their model card.
-SHIPPED = {"sparsessnet_uboone": "sparsessnet_uboone_plane2.pt", "uresnet3d_pilarnet": "uresnet3d_pilarnet.pt",
-           "cosmictagger_sbnd": "cosmictagger_sbnd.pt"}
+def resolve_device(name: str) -> str:
+    """``auto`` -> the GPU where there is one; a CUDA device asked for without one is a one-line error."""
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise ValueError(f"--device {name!r} is not a device (give auto, cpu, cuda or cuda:N)") from err
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name}: this machine has no CUDA GPU that torch can use (use cpu or auto)")
+    return name
 
 
 def shipped_weights(name: str) -> Path | None:
-    from importlib import resources
+    """The weights file of a shipped model (``weights/models.json``), or None."""
+    return shipped_path(name)
 
-    if name not in SHIPPED:
-        return None
-    path = Path(str(resources.files("lartpcnet") / "weights" / SHIPPED[name]))
-    return path if path.exists() else None
+
+def weights_path(spec: str) -> Path:
+    """The file of a shipped model (its sha256 checked) or of a checkpoint path."""
+    if spec in shipped_models():
+        return verify_shipped(spec)
+    path = Path(spec)
+    if not path.exists():
+        shipped = ", ".join(n for n in shipped_models() if shipped_path(n)) or "none in this installation"
+        raise ValueError(f"no model {spec!r}: give a checkpoint from lartpcnet train or a shipped name ({shipped})")
+    return path
 
 
 def load_model(spec: str, device: str = "auto", precision: str = "fp32", tta: bool = False) -> LoadedModel:
     """A network from a shipped name (``sparsessnet_uboone``) or a checkpoint path, on ``device``
     (``auto``: the GPU where there is one). ``tta``: test-time augmentation, the class
-    probabilities averaged over the image and its mirror image along each axis (1 + D passes)."""
+    probabilities averaged over the image and its mirror image along each axis (1 + D passes).
+    Checkpoints are loaded as tensors and plain values only (lartpcnet.checkpoint); shipped
+    weights are checked against their sha256 first."""
     from lartpcnet.runtime import configure_onednn_caches
     from lartpcnet.sparse import fold_batchnorm
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = resolve_device(device)
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if precision == "bf16":
         configure_onednn_caches()  # library use without the CLI: CPU bf16 memory stays flat over events
-    path = shipped_weights(spec) or Path(spec)
-    if not path.exists():
-        shipped = ", ".join(n for n in SHIPPED if shipped_weights(n)) or "none in this installation"
-        raise ValueError(f"no model {spec!r}: give a checkpoint from lartpcnet train or a shipped name ({shipped})")
+    path = weights_path(spec)
+    state = load_checkpoint(path, device)
+    network, model_name, data_cfg = state["network"], state["model_name"], state["config"].get("data", {})
+    if model_name not in MODELS:
+        raise DataError(f"names an unknown model {model_name!r} (registered: {', '.join(sorted(MODELS))})",
+                        file=str(path), field="model_name")
     try:
-        state = torch.load(path, map_location=device, weights_only=False)
-    except Exception as err:  # torch.load fails in many ways on a damaged file (pickle, zip, EOF)
-        raise DataError(f"cannot be read as a checkpoint ({type(err).__name__}: {err})", file=str(path)) from err
-    try:
-        network, model_name, data_cfg = state["network"], state["model_name"], state["config"]["data"]
-    except (KeyError, TypeError) as err:
-        raise DataError(f"not a lartpcnet checkpoint (missing {err})", file=str(path)) from err
-    net, _ = build(model_name, network)
-    net.load_state_dict(state["model"])
+        net, _ = build(model_name, network)
+        net.load_state_dict(state["model"])
+    except (ValueError, RuntimeError) as err:  # pydantic's errors are ValueErrors; shape mismatches RuntimeErrors
+        reason = str(err).strip().splitlines()[0]
+        raise DataError(f"weights do not fit the {model_name!r} network they name ({reason[:200]})",
+                        file=str(path), field="model") from err
     net = fold_batchnorm(net.to(device))
     window = data_cfg.get("adc_window")
     task = MODELS[model_name].task

@@ -74,17 +74,25 @@ class DataSection(_Strict):
     downsample: int = Field(1, ge=1)  # tagger: merge factor x factor pixels (2: the SBND paper's 50 % images)
     threshold: float | None = None  # tagger: pixels below this many ADC are not in the sparse set
 
+    @model_validator(mode="after")
+    def _window_in_order(self) -> DataSection:
+        if self.adc_window is not None and not self.adc_window[0] < self.adc_window[1]:
+            raise ValueError(f"adc_window must be [low, high] with low < high, got {list(self.adc_window)}")
+        return self
+
 
 class OptimizerSection(_Strict):
-    name: Literal["adam", "rmsprop"] = "adam"
+    name: Literal["adam", "rmsprop", "sgd"] = "adam"
     lr: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
+    momentum: float = Field(0.9, ge=0, lt=1)  # sgd only
 
 
 class ScheduleSection(_Strict):
     name: Literal["constant", "step", "cosine"] = "constant"
     step_every: int = Field(10_000, ge=1)  # step: multiply the rate by gamma every so many iterations
     gamma: float = Field(0.1, gt=0)
+    warmup: int = Field(0, ge=0)  # iterations of linear warm-up from lr / warmup to lr
 
 
 class TrainConfig(_Strict):

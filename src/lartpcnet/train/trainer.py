@@ -15,15 +15,17 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
 import lartpcnet.data as data
+from lartpcnet import checkpoint
 from lartpcnet.data.event import Event, SparseImage
 from lartpcnet.data.labels import relabel_secondaries
 from lartpcnet.errors import DataError
@@ -121,12 +123,20 @@ def _device(name: str) -> torch.device:
 
 
 def _schedule(config: TrainConfig):
+    """The learning-rate factor at each iteration: the schedule, times a linear warm-up."""
     s = config.schedule
     if s.name == "step":
-        return lambda it: s.gamma ** (it // s.step_every)
-    if s.name == "cosine":
-        return lambda it: 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
-    return lambda it: 1.0
+        def factor(it):
+            return s.gamma ** (it // s.step_every)
+    elif s.name == "cosine":
+        def factor(it):
+            return 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
+    else:
+        def factor(it):
+            return 1.0
+    if not s.warmup:
+        return factor
+    return lambda it: factor(it) * min(1.0, (it + 1) / s.warmup)
 
 
 def validate(net, config: TrainConfig, items: list, device: torch.device) -> dict:
@@ -143,9 +153,17 @@ def _checkpoints(out: Path) -> list[Path]:
     return sorted(out.glob("checkpoints/ckpt-*.pt"), key=lambda p: int(p.stem.split("-")[1]))
 
 
-def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True) -> dict:
-    """Trains as ``config`` says, writing checkpoints and logs into ``out``; returns a summary."""
+def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: bool = True,
+          init_from: str | None = None, explicit: Sequence[str] = ()) -> dict:
+    """Trains as ``config`` says, writing checkpoints and logs into ``out``; returns a summary.
+
+    ``resume``: continue from the newest checkpoint in ``out`` that loads (a fresh start where
+    there is none). Settings that differ from the run's ``config.yaml`` are refused unless they
+    are among ``explicit`` (the keys given with ``--set``), which are logged to ``changes.log``.
+    ``init_from``: a fresh run starts from these weights (a shipped name or a checkpoint) and at
+    their iteration; the optimizer state starts anew (shipped weights carry none)."""
     out = Path(out)
+    _remove_temporaries(out)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     device = _device(config.device)
@@ -161,20 +179,23 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     net.to(device)
     task = MODELS[config.model.name].task
     task_loss, _ = TASKS[task]
-    optimiser_cls = torch.optim.Adam if config.optimizer.name == "adam" else torch.optim.RMSprop
-    optimiser = optimiser_cls(net.parameters(), lr=config.optimizer.lr, weight_decay=config.optimizer.weight_decay)
+    optimiser = _optimiser(config, net)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config))
     start = 0
     existing = _checkpoints(out)
+    if existing and not resume:
+        raise ValueError(f"{out} already holds checkpoints; add --resume to continue or choose another --out")
     if resume and existing:
-        state = torch.load(existing[-1], map_location=device, weights_only=False)
+        _check_settings(out, config, explicit, rank == 0)
+        state = _newest_loadable(existing, device)
         net.load_state_dict(state["model"])
         optimiser.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
         start = int(state["iteration"])
-    elif existing and not resume:
-        raise ValueError(f"{out} already holds checkpoints; add --resume to continue or choose another --out")
+    elif init_from is not None:
+        start = _initialise(net, init_from, device, out if rank == 0 else None)
+        _set_lr(optimiser, scheduler, start)
     model = net
     if distributed:
         from torch.nn.parallel import DistributedDataParallel
@@ -202,6 +223,7 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
                file=sys.stderr)
     started = time.perf_counter()
     last_metrics: dict = {}
+    last_validation = _last_validation(out) if writer else None
     for iteration in range(start, config.iterations):
         total = 0.0
         for _ in range(config.accumulate):
@@ -222,9 +244,12 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
                                           "seconds": round(time.perf_counter() - started, 3)})
         if writer and (step % config.validate_every == 0 or step == config.iterations):
             last_metrics = validate(net, config, validation, device)
+            last_validation = (step, last_metrics)
             with open(out / "validation.jsonl", "a") as f:
                 f.write(json.dumps({"iteration": step, **last_metrics}) + "\n")
             plot_curves(out)
+        if writer:
+            _write_status(out, step, config.iterations, last_validation, time.perf_counter() - started, step - start)
         if writer and (step % config.checkpoint_every == 0 or step == config.iterations):
             save_checkpoint(out / "checkpoints" / f"ckpt-{step}.pt", net, optimiser, scheduler, step, config)
         if distributed:
@@ -251,11 +276,141 @@ def _ranks_in_sync(net) -> bool:
 
 
 def save_checkpoint(path: Path, net, optimiser, scheduler, iteration: int, config: TrainConfig) -> None:
-    state = {"model": net.state_dict(), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
-             "iteration": iteration, "rng": torch.get_rng_state(), "config": config.model_dump(mode="json"),
-             "network": net.config.model_dump(mode="json"), "model_name": config.model.name}
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    checkpoint.save_checkpoint(path, {
+        "model": net.state_dict(), "optimizer": optimiser.state_dict(), "scheduler": scheduler.state_dict(),
+        "iteration": iteration, "rng": torch.get_rng_state(), "config": config.model_dump(mode="json"),
+        "network": net.config.model_dump(mode="json"), "model_name": config.model.name})
+
+
+def _optimiser(config: TrainConfig, net) -> torch.optim.Optimizer:
+    o = config.optimizer
+    if o.name == "sgd":
+        return torch.optim.SGD(net.parameters(), lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    cls = torch.optim.Adam if o.name == "adam" else torch.optim.RMSprop
+    return cls(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
+
+
+def _initialise(net, spec: str, device, out: Path | None) -> int:
+    """Loads the weights of ``spec`` (shipped name or checkpoint) into ``net``; their iteration."""
+    from lartpcnet.inference import weights_path
+
+    path = weights_path(spec)
+    state = checkpoint.load_checkpoint(path, device)
+    try:
+        net.load_state_dict(state["model"])
+    except RuntimeError as err:
+        raise DataError(f"weights do not fit this config's network ({str(err).splitlines()[0][:200]})",
+                        file=str(path), field="model") from err
+    start = int(state.get("iteration") or 0)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        _log_change(out, start, f"started from the weights of {spec} ({path}, iteration {start}); their optimizer "
+                    "state is not stored with them, so the optimizer starts anew")
+    return start
+
+
+def _set_lr(optimiser, scheduler, iteration: int) -> None:
+    """Puts the schedule at ``iteration`` (a run that starts from other weights, mid-schedule)."""
+    scheduler.last_epoch = iteration
+    for group, base, factor in zip(optimiser.param_groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+        group["lr"] = base * factor(iteration)
+    scheduler._last_lr = [g["lr"] for g in optimiser.param_groups]
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            out.update(_flat(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+# settings that change how long a run goes and where, not what its past iterations computed
+LOGISTICS = ("iterations", "validate_every", "checkpoint_every", "device", "data.workers")
+
+
+def _check_settings(out: Path, config: TrainConfig, explicit: Sequence[str], writer: bool) -> None:
+    """A resume with settings other than the run's is refused, unless they were given with --set."""
+    saved_path = out / "config.yaml"
+    if not saved_path.exists():
+        return
+    saved = _flat(yaml.safe_load(saved_path.read_text()) or {})
+    new = _flat(config.model_dump(mode="json"))
+    differ = sorted(k for k in saved.keys() | new.keys() if saved.get(k) != new.get(k))
+    free = set(LOGISTICS) - ({"iterations"} if config.schedule.name == "cosine" else set())
+    chosen = [k for k in differ if k in free or any(k == e or k.startswith(e + ".") for e in explicit)]
+    refused = [k for k in differ if k not in chosen]
+    if refused:
+        changes = "; ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in refused[:4])
+        raise DataError(f"--resume with settings other than the run's ({changes}); give each change with --set "
+                        f"to make it on purpose (it is logged), or choose another --out to start over",
+                        file=str(saved_path))
+    if writer and chosen:
+        _log_change(out, None, "resumed with " + "; ".join(f"{k}: {saved.get(k)!r} -> {new.get(k)!r}"
+                                                              for k in chosen))
+
+
+def _log_change(out: Path, iteration: int | None, text: str) -> None:
+    """One line per change of a run's settings or weights (changes.log), and on stderr."""
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    with open(out / "changes.log", "a") as f:
+        f.write(f"{stamp} {text}\n")
+    print(f"lartpcnet train: {text}", file=sys.stderr)
+
+
+# what atomic_path leaves behind when a job is killed mid-write: ".<name>.<random><suffix>"
+_TEMPORARY = ("checkpoints/.ckpt-*.pt.*", ".log.csv.*", ".validation.jsonl.*", ".config.yaml.*", ".summary.json.*",
+              ".curves.png.*", ".status.txt.*")
+
+
+def _remove_temporaries(out: Path) -> None:
+    for pattern in _TEMPORARY:
+        for path in out.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _newest_loadable(paths: list[Path], device) -> dict:
+    """The newest checkpoint that loads; a damaged newer one (a kill mid-write on a filesystem
+    without atomic rename, a full disk) is reported and skipped."""
+    errors = []
+    for path in reversed(paths):
+        try:
+            state = checkpoint.load_checkpoint(path, device, training=True)
+        except DataError as err:
+            errors.append(str(err))
+            print(f"lartpcnet train: skipping {path.name}, which does not load ({err})", file=sys.stderr)
+            continue
+        if errors:
+            print(f"lartpcnet train: resuming from {path.name} instead", file=sys.stderr)
+        return state
+    raise DataError(f"no checkpoint loads ({len(errors)} tried; newest: {errors[0]})", file=str(paths[-1].parent))
+
+
+HEADLINE = ("mean_iou", "nonzero_accuracy", "icpf_mean")  # the first a task reports leads the status line
+
+
+def _last_validation(out: Path) -> tuple[int, dict] | None:
+    path = out / "validation.jsonl"
+    lines = path.read_text().splitlines() if path.exists() else []
+    if not lines:
+        return None
+    last = json.loads(lines[-1])
+    return int(last["iteration"]), last
+
+
+def _write_status(out: Path, step: int, iterations: int, validation: tuple[int, dict] | None, seconds: float,
+                  steps: int) -> None:
+    """``status.txt``: one line a person or a script reads to see where a run stands."""
+    text = f"iteration {step}/{iterations}, {seconds / max(steps, 1):.2f} s/iteration"
+    if validation is not None:
+        at, metrics = validation
+        key = next((k for k in HEADLINE if metrics.get(k) is not None), None)
+        if key is not None:
+            text += f", validation {key} {metrics[key]:.4f} at {at}"
+    atomic_write_text(out / "status.txt", f"{text}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
 
 
 def _append_csv(path: Path, row: dict) -> None:
