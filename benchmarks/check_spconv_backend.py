@@ -23,11 +23,11 @@ from lartpcnet.sparse import (  # noqa: E402
     StridedConv,
     SubmanifoldConv,
     TransposedConv,
-    backend,
     set_backend,
+    spconv_backend,
 )
 
-backend._allow_cpu_for_checks = True
+spconv_backend.allow_cpu_for_checks = True
 worst = 0.0
 for dim, shape in ((2, (33, 40)), (3, (17, 20, 19))):
     g = torch.Generator().manual_seed(dim)

@@ -131,7 +131,7 @@ def test_empty_tensor_through_every_layer():
 
 def test_transposed_conv_needs_its_down_sampling():
     x = SparseTensor(torch.tensor([[0, 1, 1]]), torch.ones(1, 2), (4, 4))
-    with pytest.raises(ValueError, match="must invert the last StridedConv"):
+    with pytest.raises(ValueError, match="must invert the last down-sampling"):
         TransposedConv(2, 2, 2)(x)
     y = StridedConv(2, 2, 2, kernel_size=2, stride=2)(x)
     with pytest.raises(ValueError, match="must invert"):

@@ -3,6 +3,7 @@
 Pure torch; runs on CPU and GPU. Checked against dense convolution in the test suite.
 """
 
+from lartpcnet.sparse import spconv_backend
 from lartpcnet.sparse.backend import set_backend
 from lartpcnet.sparse.fuse import fold_batchnorm
 from lartpcnet.sparse.kmap import KernelMap, kernel_offsets
@@ -44,4 +45,5 @@ __all__ = [
     "fold_batchnorm",
     "kernel_offsets",
     "set_backend",
+    "spconv_backend",
 ]

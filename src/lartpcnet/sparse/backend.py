@@ -1,7 +1,12 @@
-"""Choice of convolution backend: the built-in engine (default) or spconv (optional, GPU).
+"""Convolution backends: the built-in engine (default) or spconv (optional, GPU).
+
+The layers of ``lartpcnet.sparse.modules`` hold the weights and call the backend in force for
+the computation: ``submanifold``, ``strided`` and ``transposed`` (the :class:`ConvBackend`
+interface). The built-in one is here; spconv's adapter is ``lartpcnet.sparse.spconv_backend``,
+imported only when chosen.
 
 Select with ``set_backend("spconv")``, the ``sparse_backend`` config key, or the environment
-variable ``LARTPCNET_SPARSE_BACKEND=spconv``. spconv is imported only when chosen.
+variable ``LARTPCNET_SPARSE_BACKEND=spconv``.
 
 spconv's CPU build is not a usable backend: its backward calls ``torch.cuda.current_stream()``
 (fails on a CPU-only torch) and its OpenMP scatter races with more than one thread, silently
@@ -12,19 +17,62 @@ built-in engine.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 import torch
 
-if TYPE_CHECKING:
-    from lartpcnet.sparse.modules import _SparseConv
-    from lartpcnet.sparse.tensor import SparseTensor
+from lartpcnet.sparse.functional import sparse_conv
+from lartpcnet.sparse.kmap import strided_map, submanifold_map
+from lartpcnet.sparse.tensor import SparseTensor
 
 BACKENDS = ("native", "spconv")
 _chosen: str | None = None
-# Only benchmarks/check_spconv_backend.py sets this, after pinning spconv to one thread and
-# patching its stream call, to check this adapter against spconv's CPU build.
-_allow_cpu_for_checks = False
+
+
+class ConvLayer(Protocol):
+    """What a backend reads off a conv layer (``lartpcnet.sparse.modules``)."""
+
+    dim: int
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    weight: torch.Tensor  # (K, C_in, C_out)
+    bias: torch.Tensor | None
+
+    @property
+    def step(self) -> tuple[int, int, int]: ...  # (kernel, stride, padding); strided and transposed convs
+
+
+class ConvBackend(Protocol):
+    def submanifold(self, layer: ConvLayer, x: SparseTensor) -> SparseTensor: ...
+
+    def strided(self, layer: ConvLayer, x: SparseTensor) -> SparseTensor: ...
+
+    def transposed(self, layer: ConvLayer, x: SparseTensor) -> SparseTensor: ...
+
+
+class NativeBackend:
+    """The built-in engine: kernel maps (``kmap``) and gather-matmul-scatter (``functional``)."""
+
+    def submanifold(self, layer: ConvLayer, x: SparseTensor) -> SparseTensor:
+        kmap = submanifold_map(x.cache, x.level, layer.kernel_size)
+        return x.replace(sparse_conv(x.feats, layer.weight, kmap, layer.bias))
+
+    def strided(self, layer: ConvLayer, x: SparseTensor) -> SparseTensor:
+        coords, shape, kmap = strided_map(x.cache, x.level, *layer.step)
+        return x.coarser(layer.step, coords, shape, sparse_conv(x.feats, layer.weight, kmap, layer.bias))
+
+    def transposed(self, layer: ConvLayer, x: SparseTensor) -> SparseTensor:
+        down = x.finer_map(layer.step, _describe(layer))
+        return x.finer(layer.step, sparse_conv(x.feats, layer.weight, down.transposed(), layer.bias))
+
+
+def _describe(layer: ConvLayer) -> str:
+    kernel, stride, padding = layer.step
+    return f"{type(layer).__name__}(kernel {kernel}, stride {stride}, padding {padding})"
+
+
+NATIVE = NativeBackend()
 
 
 def set_backend(name: str) -> None:
@@ -33,7 +81,9 @@ def set_backend(name: str) -> None:
     if name not in BACKENDS:
         raise ValueError(f"unknown sparse backend {name!r}; choose one of {', '.join(BACKENDS)}")
     if name == "spconv":
-        _import_spconv()
+        from lartpcnet.sparse import spconv_backend
+
+        spconv_backend.import_spconv()
     _chosen = name
 
 
@@ -49,81 +99,10 @@ def active() -> str:
     return name
 
 
-def _import_spconv() -> Any:
-    try:
-        import spconv.pytorch as spconv_pytorch
-    except ImportError as err:
-        raise ValueError(
-            "the spconv backend needs spconv installed (pip install spconv-cu12x matching your CUDA)"
-        ) from err
-    return spconv_pytorch
+def current() -> ConvBackend:
+    """The backend object in force (see ``active``)."""
+    if active() == "native":
+        return NATIVE
+    from lartpcnet.sparse import spconv_backend
 
-
-def spconv_forward(layer: _SparseConv, x: SparseTensor, kind: str) -> SparseTensor:
-    """Runs ``layer`` through spconv, keeping our weight as the parameter that is trained."""
-    from lartpcnet.sparse.modules import _coarser
-    from lartpcnet.sparse.tensor import SparseTensor
-
-    if x.feats.device.type != "cuda" and not _allow_cpu_for_checks:
-        # Not silently: the CPU build gives wrong answers with >1 thread (see module docstring).
-        raise ValueError("the spconv backend runs only on CUDA tensors; use the native backend on CPU")
-    spc = _import_spconv()
-    module = _spconv_module(layer, x, kind, spc)
-    indice_dict = x.cache.setdefault("spconv_indice_dict", {})
-    sp_in = spc.SparseConvTensor(
-        # spconv silently misreads non-contiguous indices (such as nonzero().int()): copy them.
-        x.feats, x.coords.int().contiguous(), list(x.spatial_shape), x.batch_size, indice_dict=indice_dict
-    )
-    k, d = layer.kernel_size, layer.dim
-    # ours (K, C_in, C_out), K in C order  ->  spconv KRSC (C_out, *kernel, C_in)
-    krsc = layer.weight.view(*(k,) * d, layer.in_channels, layer.out_channels)
-    krsc = krsc.permute(d + 1, *range(d), d).contiguous()
-    params = {"weight": krsc}
-    if layer.bias is not None:
-        params["bias"] = layer.bias
-    sp_out = torch.func.functional_call(module, params, (sp_in,))
-    # spconv copies the dict on every conv and gives the new pairs to its output only.
-    x.cache["spconv_indice_dict"] = sp_out.indice_dict
-    if kind == "subm":
-        return x.replace(sp_out.features)
-    if kind == "down":
-        coords = sp_out.indices.long()
-        shape = tuple(sp_out.spatial_shape)
-        x.cache[("coords", (*x.level, _step(layer)))] = (coords, shape, x.batch_size)
-        return _coarser(x, layer, coords, shape, sp_out.features)
-    if not x.level or x.level[-1] != _step(layer):
-        raise ValueError(f"TransposedConv must invert the last StridedConv; this tensor came from {list(x.level)}")
-    fine = x.level[:-1]
-    coords, shape, batch = x.cache[("coords", fine)]
-    stride = tuple(s // layer.stride for s in x.stride)
-    return SparseTensor(coords, sp_out.features, shape, batch, stride, x.cache, check=False, level=fine)
-
-
-def _step(layer: _SparseConv) -> tuple[int, int, int]:
-    return (layer.kernel_size, layer.stride, layer.padding)  # type: ignore[return-value]
-
-
-def _spconv_module(layer: _SparseConv, x: SparseTensor, kind: str, spc: Any) -> torch.nn.Module:
-    """spconv twin of ``layer`` whose indice key is shared by all layers at the same level."""
-    d = layer.dim
-    if kind == "subm":
-        key = f"subm_{x.level}_{layer.kernel_size}"
-        cls = getattr(spc, f"SubMConv{d}d")
-        args: dict[str, Any] = {}
-    else:
-        fine = x.level if kind == "down" else x.level[:-1]
-        key = f"down_{fine}_{_step(layer)}"
-        if kind == "down":
-            cls = getattr(spc, f"SparseConv{d}d")
-            args = {"stride": layer.stride, "padding": layer.padding}
-        else:
-            cls = getattr(spc, f"SparseInverseConv{d}d")
-            args = {}
-    cached = getattr(layer, "_spconv_twin", None)
-    if cached is None or cached[0] != key:
-        module = cls(
-            layer.in_channels, layer.out_channels, layer.kernel_size,
-            bias=layer.bias is not None, indice_key=key, **args,
-        ).to(x.feats.device)
-        object.__setattr__(layer, "_spconv_twin", (key, module))
-    return layer._spconv_twin[1]
+    return spconv_backend.SPCONV

@@ -34,8 +34,8 @@ def sparse_conv(feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap,
         feats, weight = feats.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)
         with torch.autocast(device_type, enabled=False):
-            return _SparseConv.apply(feats, weight, kmap, bias)
-    return _SparseConv.apply(feats, weight, kmap, bias)
+            return _GatherMatmulScatter.apply(feats, weight, kmap, bias)
+    return _GatherMatmulScatter.apply(feats, weight, kmap, bias)
 
 
 def _scatter_add(target: torch.Tensor, kmap: KernelMap, side: str, rows: torch.Tensor) -> torch.Tensor:
@@ -47,7 +47,7 @@ def _scatter_add(target: torch.Tensor, kmap: KernelMap, side: str, rows: torch.T
     return target.index_add_(0, kmap.concatenated(side).to(rows.device), rows)
 
 
-class _SparseConv(torch.autograd.Function):
+class _GatherMatmulScatter(torch.autograd.Function):
     @staticmethod
     def forward(ctx, feats: torch.Tensor, weight: torch.Tensor, kmap: KernelMap,  # type: ignore[override]
                 bias: torch.Tensor | None) -> torch.Tensor:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
-from lartpcnet.sparse.modules import BatchNorm, _SparseConv
+from lartpcnet.sparse.modules import BatchNorm, SparseConvBase
 
 _DENSE_PAIRS = ((nn.Conv2d, nn.BatchNorm2d), (nn.Conv3d, nn.BatchNorm3d))
 
@@ -27,7 +27,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
         for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
             for i in range(len(seq) - 1):
                 conv, norm = seq[i], seq[i + 1]
-                if isinstance(conv, _SparseConv) and isinstance(norm, BatchNorm):
+                if isinstance(conv, SparseConvBase) and isinstance(norm, BatchNorm):
                     _fold_sparse(conv, norm)
                 elif any(isinstance(conv, c) and isinstance(norm, b) for c, b in _DENSE_PAIRS):
                     seq[i] = fuse_conv_bn_eval(conv, norm)
@@ -37,7 +37,7 @@ def fold_batchnorm(model: nn.Module) -> nn.Module:
     return model
 
 
-def _fold_sparse(conv: _SparseConv, norm: BatchNorm) -> None:
+def _fold_sparse(conv: SparseConvBase, norm: BatchNorm) -> None:
     # fuse_conv_bn_weights wants output channels first; sparse weights are (K, C_in, C_out).
     as_dense = conv.weight.permute(2, 0, 1)
     weight, bias = fuse_conv_bn_weights(as_dense, conv.bias, norm.running_mean, norm.running_var, norm.eps,

@@ -18,12 +18,14 @@ import torch
 from torch import nn
 
 from lartpcnet.sparse import backend
-from lartpcnet.sparse.functional import sparse_conv
-from lartpcnet.sparse.kmap import KernelMap, strided_map, submanifold_map
+from lartpcnet.sparse.kmap import strided_map
 from lartpcnet.sparse.tensor import SparseTensor, add, cat
 
 
-class _SparseConv(nn.Module):
+class SparseConvBase(nn.Module):
+    """The weight, bias and input checks shared by the three convolutions; the computation is
+    the backend's (``lartpcnet.sparse.backend``)."""
+
     def __init__(
         self, dim: int, in_channels: int, out_channels: int, kernel_size: int, bias: bool
     ) -> None:
@@ -53,9 +55,6 @@ class _SparseConv(nn.Module):
                 f"got {x.dim}D with {x.num_channels}"
             )
 
-    def _apply_map(self, x: SparseTensor, kmap: KernelMap) -> torch.Tensor:
-        return sparse_conv(x.feats, self.weight, kmap, self.bias)
-
     def extra_repr(self) -> str:
         return (
             f"dim={self.dim}, {self.in_channels} -> {self.out_channels}, "
@@ -63,7 +62,7 @@ class _SparseConv(nn.Module):
         )
 
 
-class SubmanifoldConv(_SparseConv):
+class SubmanifoldConv(SparseConvBase):
     """Convolution whose outputs are exactly the input's active sites (odd kernel, stride 1).
 
     Equal to a dense ``convNd`` with ``padding = kernel_size // 2`` over the zero-filled image,
@@ -79,45 +78,42 @@ class SubmanifoldConv(_SparseConv):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)
-        if backend.active() == "spconv":
-            return backend.spconv_forward(self, x, "subm")
-        kmap = submanifold_map(x.cache, x.level, self.kernel_size)
-        return x.replace(self._apply_map(x, kmap))
+        return backend.current().submanifold(self, x)
 
 
-class StridedConv(_SparseConv):
+class _Resampling(SparseConvBase):
+    def __init__(self, dim: int, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
+                 bias: bool) -> None:
+        super().__init__(dim, in_channels, out_channels, kernel_size, bias)
+        self.stride = stride
+        self.padding = padding
+
+    @property
+    def step(self) -> tuple[int, int, int]:
+        """(kernel, stride, padding): the down-sampling this conv makes or inverts."""
+        return (self.kernel_size, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", stride={self.stride}, padding={self.padding}"
+
+
+class StridedConv(_Resampling):
     """Down-sampling convolution (typically kernel 2, stride 2).
 
     Equal to a dense strided ``convNd`` read at the output sites, which are the coarse cells
     whose receptive field holds at least one active input.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 2,
-        stride: int = 2,
-        padding: int = 0,
-        bias: bool = False,
-    ) -> None:
-        super().__init__(dim, in_channels, out_channels, kernel_size, bias)
-        self.stride = stride
-        self.padding = padding
+    def __init__(self, dim: int, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
+                 padding: int = 0, bias: bool = False) -> None:
+        super().__init__(dim, in_channels, out_channels, kernel_size, stride, padding, bias)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)
-        if backend.active() == "spconv":
-            return backend.spconv_forward(self, x, "down")
-        coords, shape, kmap = strided_map(x.cache, x.level, self.kernel_size, self.stride, self.padding)
-        return _coarser(x, self, coords, shape, self._apply_map(x, kmap))
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", stride={self.stride}, padding={self.padding}"
+        return backend.current().strided(self, x)
 
 
-class TransposedConv(_SparseConv):
+class TransposedConv(_Resampling):
     """Up-sampling convolution that inverts a :class:`StridedConv` of the same kernel, stride
     and padding applied earlier to the same input: the output sites are exactly that conv's
     input sites, in their original order.
@@ -125,52 +121,13 @@ class TransposedConv(_SparseConv):
     Equal to a dense ``conv_transposeNd`` read at those sites.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        in_channels: int,
-        out_channels: int,
-        kernel_size: int = 2,
-        stride: int = 2,
-        padding: int = 0,
-        bias: bool = False,
-    ) -> None:
-        super().__init__(dim, in_channels, out_channels, kernel_size, bias)
-        self.stride = stride
-        self.padding = padding
+    def __init__(self, dim: int, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
+                 padding: int = 0, bias: bool = False) -> None:
+        super().__init__(dim, in_channels, out_channels, kernel_size, stride, padding, bias)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)
-        if backend.active() == "spconv":
-            return backend.spconv_forward(self, x, "up")
-        step = (self.kernel_size, self.stride, self.padding)
-        if not x.level or x.level[-1] != step:
-            raise ValueError(
-                f"TransposedConv(kernel {self.kernel_size}, stride {self.stride}, padding "
-                f"{self.padding}) must invert the last StridedConv applied to this tensor, "
-                f"whose down-samplings were {list(x.level)} as (kernel, stride, padding)"
-            )
-        fine = x.level[:-1]
-        _, _, down = x.cache[("down", fine, step)]
-        coords, shape, batch = x.cache[("coords", fine)]
-        return SparseTensor(
-            coords, self._apply_map(x, down.transposed()), shape, batch,
-            tuple(s // self.stride for s in x.stride), x.cache, check=False, level=fine,
-        )
-
-    def extra_repr(self) -> str:
-        return super().extra_repr() + f", stride={self.stride}, padding={self.padding}"
-
-
-def _coarser(
-    x: SparseTensor, layer: nn.Module, coords: torch.Tensor, shape: tuple[int, ...], feats: torch.Tensor
-) -> SparseTensor:
-    """The down-sampled tensor made by ``layer`` (a StridedConv or a pool) from ``x``."""
-    step = (layer.kernel_size, layer.stride, layer.padding)
-    return SparseTensor(
-        coords, feats, shape, x.batch_size, tuple(s * layer.stride for s in x.stride), x.cache,
-        check=False, level=(*x.level, step),
-    )
+        return backend.current().transposed(self, x)
 
 
 class _Pool(nn.Module):
@@ -187,6 +144,10 @@ class _Pool(nn.Module):
         dst = torch.cat([o for o in kmap.out_idx if o is not None])
         return coords, shape, src, dst, kmap.n_out
 
+    @property
+    def step(self) -> tuple[int, int, int]:
+        return (self.kernel_size, self.stride, self.padding)
+
     def extra_repr(self) -> str:
         return f"dim={self.dim}, kernel_size={self.kernel_size}, stride={self.stride}"
 
@@ -200,7 +161,7 @@ class MaxPool(_Pool):
         out = x.feats.new_zeros((n_out, c)).scatter_reduce(
             0, dst[:, None].expand(-1, c), x.feats.index_select(0, src), "amax", include_self=False
         )
-        return _coarser(x, self, coords, shape, out)
+        return x.coarser(self.step, coords, shape, out)
 
 
 class AvgPool(_Pool):
@@ -210,7 +171,7 @@ class AvgPool(_Pool):
         coords, shape, src, dst, n_out = self._pairs(x)
         out = x.feats.new_zeros((n_out, x.num_channels)).index_add_(0, dst, x.feats.index_select(0, src))
         count = torch.bincount(dst, minlength=n_out).clamp_(min=1).to(out.dtype)
-        return _coarser(x, self, coords, shape, out / count[:, None])
+        return x.coarser(self.step, coords, shape, out / count[:, None])
 
 
 class Unpool(nn.Module):
@@ -226,18 +187,12 @@ class Unpool(nn.Module):
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         step = (self.kernel_size, self.stride, self.padding)
-        if not x.level or x.level[-1] != step:
-            raise ValueError(f"Unpool{step} must invert the last down-sampling of this tensor, whose "
-                             f"down-samplings were {list(x.level)} as (kernel, stride, padding)")
-        fine = x.level[:-1]
-        _, _, down = x.cache[("down", fine, step)]
-        coords, shape, batch = x.cache[("coords", fine)]
+        down = x.finer_map(step, f"Unpool{step}")
         src = torch.cat([i for i in down.in_idx if i is not None])
         dst = torch.cat([o for o in down.out_idx if o is not None])
-        feats = x.feats.new_zeros((coords.shape[0], x.num_channels))
+        feats = x.feats.new_zeros((down.n_in, x.num_channels))
         feats[src] = x.feats[dst]
-        return SparseTensor(coords, feats, shape, batch, tuple(s // self.stride for s in x.stride), x.cache,
-                            check=False, level=fine)
+        return x.finer(step, feats)
 
 
 class BatchNorm(nn.BatchNorm1d):

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from lartpcnet.sparse.kmap import coord_keys
+from lartpcnet.sparse.kmap import KernelMap, coord_keys
 
 Shape = tuple[int, ...]
 
@@ -145,6 +145,29 @@ class SparseTensor:
             self.coords, feats, self.spatial_shape, self.batch_size, self.stride, self.cache,
             check=False, level=self.level,
         )
+
+    # -- resolution levels --------------------------------------------------------------
+    def coarser(self, step: tuple[int, int, int], coords: torch.Tensor, spatial_shape: Sequence[int],
+                feats: torch.Tensor) -> SparseTensor:
+        """The tensor that a down-sampling of ``step`` = (kernel, stride, padding), a strided conv
+        or a pool, made from this one: ``coords`` at the coarser level, sharing the cache."""
+        return SparseTensor(coords, feats, spatial_shape, self.batch_size, tuple(s * step[1] for s in self.stride),
+                            self.cache, check=False, level=(*self.level, step))
+
+    def finer_map(self, step: tuple[int, int, int], layer: str) -> KernelMap:
+        """The kernel map of the down-sampling ``step`` that made this tensor, which ``layer`` (a
+        transposed conv or an unpool) inverts; a ValueError when it was not the last one."""
+        if not self.level or self.level[-1] != step:
+            raise ValueError(f"{layer} must invert the last down-sampling applied to this tensor, whose "
+                             f"down-samplings were {list(self.level)} as (kernel, stride, padding)")
+        return self.cache[("down", self.level[:-1], step)][2]
+
+    def finer(self, step: tuple[int, int, int], feats: torch.Tensor) -> SparseTensor:
+        """``feats`` on the sites this tensor was down-sampled from by ``step``, in their order."""
+        fine = self.level[:-1]
+        coords, shape, batch = self.cache[("coords", fine)]
+        return SparseTensor(coords, feats, shape, batch, tuple(s // step[1] for s in self.stride), self.cache,
+                            check=False, level=fine)
 
     # -- conversion ---------------------------------------------------------------------
     def to_dense(self) -> torch.Tensor:
