@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lartpcnet.models.cosmictagger import CosmicTagger
-from lartpcnet.models.uresnet import copy_sparse_to_dense
+from lartpcnet.models.layers import copy_sparse_to_dense
 from lartpcnet.sparse import SparseTensor
 
 SMALL = dict(filters=2, depth=2, blocks=1, deepest_filters=4, deepest_blocks=1, deepest_kernel=3)

@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from lartpcnet.models.uresnet import UResNet, copy_sparse_to_dense
+from lartpcnet.models.layers import copy_sparse_to_dense
+from lartpcnet.models.uresnet import UResNet
 from lartpcnet.sparse import SparseTensor, StridedConv, TransposedConv, fold_batchnorm
 
 

@@ -29,11 +29,10 @@ from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from lartpcnet import sparse
+from lartpcnet.models.layers import DenseOps, ResidualBlock, make_ops
 
 
 class CosmicTaggerConfig(BaseModel):
@@ -61,111 +60,8 @@ class CosmicTaggerConfig(BaseModel):
         return 2**self.depth
 
 
-class _SparseOps:
-    sparse = True
-
-    def __init__(self, leaky: float) -> None:
-        self.leaky = leaky
-
-    def conv(self, cin: int, cout: int, k: int = 3) -> nn.Module:
-        return sparse.SubmanifoldConv(2, cin, cout, k)
-
-    def norm(self, c: int) -> nn.Module:
-        return sparse.BatchNorm(c)
-
-    def act(self) -> nn.Module:
-        return sparse.LeakyReLU(self.leaky, inplace=True)
-
-    def pool(self) -> nn.Module:
-        return sparse.MaxPool(2, 2)
-
-    def interpolate(self) -> nn.Module:
-        return sparse.Unpool(2)
-
-    def up_conv(self, c: int) -> nn.Module:
-        return sparse.TransposedConv(2, c, c, 2, 2)
-
-    def head(self, cin: int, cout: int) -> nn.Module:
-        return sparse.Linear(cin, cout)
-
-    @staticmethod
-    def add(a, b):
-        return sparse.add(a, b)
-
-    @staticmethod
-    def cat(a, b):
-        return sparse.cat([a, b])
-
-    @staticmethod
-    def to_grid(x: sparse.SparseTensor) -> torch.Tensor:
-        return x.to_dense()
-
-    @staticmethod
-    def from_grid(grid: torch.Tensor, like: sparse.SparseTensor) -> sparse.SparseTensor:
-        c = like.coords.long()
-        return like.replace(grid[c[:, 0], :, c[:, 1], c[:, 2]])
-
-
-class _DenseOps:
-    sparse = False
-
-    def __init__(self, leaky: float) -> None:
-        self.leaky = leaky
-
-    def conv(self, cin: int, cout: int, k: int = 3) -> nn.Module:
-        return nn.Conv2d(cin, cout, k, padding=k // 2, bias=False)
-
-    def norm(self, c: int) -> nn.Module:
-        return nn.BatchNorm2d(c)
-
-    def act(self) -> nn.Module:
-        return nn.LeakyReLU(self.leaky, inplace=True)
-
-    def pool(self) -> nn.Module:
-        return nn.MaxPool2d(2)
-
-    def interpolate(self) -> nn.Module:
-        return nn.Upsample(scale_factor=2, mode="nearest")
-
-    def up_conv(self, c: int) -> nn.Module:
-        return nn.ConvTranspose2d(c, c, 2, stride=2, bias=False)
-
-    def head(self, cin: int, cout: int) -> nn.Module:
-        return nn.Conv2d(cin, cout, 1)
-
-    @staticmethod
-    def add(a, b):
-        return a + b
-
-    @staticmethod
-    def cat(a, b):
-        return torch.cat([a, b], dim=1)
-
-    @staticmethod
-    def to_grid(x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    @staticmethod
-    def from_grid(grid: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return grid
-
-
 def _bottleneck(ops, cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(ops.conv(cin, cout, 1), ops.norm(cout), ops.act())
-
-
-class Block(nn.Module):
-    """conv-BN-act-conv-BN, plus the input when residual, then act."""
-
-    def __init__(self, ops, c: int, k: int = 3, residual: bool = True) -> None:
-        super().__init__()
-        self.ops, self.residual = ops, residual
-        self.main = nn.Sequential(ops.conv(c, c, k), ops.norm(c), ops.act(), ops.conv(c, c, k), ops.norm(c))
-        self.act = ops.act()
-
-    def forward(self, x):
-        y = self.main(x)
-        return self.act(self.ops.add(y, x) if self.residual else y)
 
 
 class Deepest(nn.Module):
@@ -175,11 +71,11 @@ class Deepest(nn.Module):
         super().__init__()
         self.ops, self.planes, self.cross = ops, config.planes, config.cross_plane
         wide = c * config.planes if config.cross_plane else c
-        dense = _DenseOps(config.leaky)
+        dense = DenseOps(2, config.leaky)
+        c_deep, k_deep = config.deepest_filters, config.deepest_kernel
         self.block = nn.Sequential(
-            _bottleneck(dense, wide, config.deepest_filters),
-            *[Block(dense, config.deepest_filters, config.deepest_kernel, config.residual)
-              for _ in range(config.deepest_blocks)],
+            _bottleneck(dense, wide, c_deep),
+            *[ResidualBlock(dense, c_deep, c_deep, k_deep, config.residual) for _ in range(config.deepest_blocks)],
             _bottleneck(dense, config.deepest_filters, wide))
 
     def forward(self, x):
@@ -199,13 +95,13 @@ class Level(nn.Module):
         super().__init__()
         self.ops, self.concat = ops, config.connections == "concat"
         blocks = config.blocks
-        self.encode = nn.Sequential(*[Block(ops, c, 3, config.residual) for _ in range(blocks)])
+        self.encode = nn.Sequential(*[ResidualBlock(ops, c, c, 3, config.residual) for _ in range(blocks)])
         self.down = nn.Sequential(ops.pool(), _bottleneck(ops, c, 2 * c))
         self.inner = Level(ops, 2 * c, depth - 1, config) if depth > 1 else Deepest(ops, 2 * c, config)
-        up = ops.interpolate() if config.upsampling == "interpolation" else ops.up_conv(2 * c)
+        up = ops.interpolate() if config.upsampling == "interpolation" else ops.up(2 * c, 2 * c)
         self.up = nn.Sequential(up, _bottleneck(ops, 2 * c, c))
         self.merge = _bottleneck(ops, 2 * c, c) if self.concat else None
-        self.decode = nn.Sequential(*[Block(ops, c, 3, config.residual) for _ in range(blocks)])
+        self.decode = nn.Sequential(*[ResidualBlock(ops, c, c, 3, config.residual) for _ in range(blocks)])
 
     def forward(self, x):
         skip = self.encode(x)
@@ -225,7 +121,7 @@ class CosmicTagger(nn.Module):
         super().__init__()
         self.config = (config or CosmicTaggerConfig()).model_copy(update=overrides)
         c = self.config
-        ops = (_SparseOps if c.sparse else _DenseOps)(c.leaky)
+        ops = make_ops(c.sparse, 2, c.leaky)
         self.stem = nn.Sequential(ops.conv(1, c.filters, 7), ops.norm(c.filters), ops.act())
         self.unet = Level(ops, c.filters, c.depth, c)
         self.head = ops.head(c.filters, c.classes)

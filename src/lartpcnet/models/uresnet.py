@@ -11,18 +11,17 @@ Depth is the number of resolution levels, as in the code behind the papers (mlre
 128 and 160 filters and 4 down-samplings. (Domine & Terao's text counts the down-samplings, but
 their figures come from that code.) Filters grow linearly with depth (sparse, Domine & Terao)
 or double (dense). Each residual block is two 3x3 convs with batch norm and (leaky) ReLU plus a
-skip connection (a 1x1 conv where the channel count changes).
+skip connection (a 1x1 conv where the channel count changes): ``models.layers``.
 """
 
 from __future__ import annotations
 
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from lartpcnet import sparse
+from lartpcnet.models.layers import ResidualBlock, make_ops
 
 
 class UResNetConfig(BaseModel):
@@ -48,96 +47,6 @@ class UResNetConfig(BaseModel):
     def stride(self) -> int:
         """The deepest level's stride: spatial sizes must be (or are padded to) multiples of it."""
         return 2 ** (self.depth - 1)
-
-
-class _SparseOps:
-    """Layer factories for SparseTensors (lartpcnet.sparse)."""
-
-    def __init__(self, dim: int, leaky: float) -> None:
-        self.dim, self.leaky = dim, leaky
-
-    def conv(self, cin: int, cout: int) -> nn.Module:
-        return sparse.SubmanifoldConv(self.dim, cin, cout, 3)
-
-    def project(self, cin: int, cout: int) -> nn.Module:
-        return sparse.SubmanifoldConv(self.dim, cin, cout, 1)
-
-    def down(self, cin: int, cout: int) -> nn.Module:
-        return sparse.StridedConv(self.dim, cin, cout, 2, 2)
-
-    def up(self, cin: int, cout: int) -> nn.Module:
-        return sparse.TransposedConv(self.dim, cin, cout, 2, 2)
-
-    def norm(self, c: int) -> nn.Module:
-        return sparse.BatchNorm(c)
-
-    def act(self) -> nn.Module:
-        # in place: every activation follows a BN, conv or sum whose output nothing else reads
-        return sparse.LeakyReLU(self.leaky, inplace=True) if self.leaky else sparse.ReLU(inplace=True)
-
-    def head(self, cin: int, cout: int) -> nn.Module:
-        return sparse.Linear(cin, cout)
-
-    @staticmethod
-    def cat(a, b):
-        return sparse.cat([a, b])
-
-    @staticmethod
-    def add(a, b):
-        return sparse.add(a, b)
-
-
-class _DenseOps:
-    """The same layers as torch dense convolutions on (B, C, *spatial) tensors."""
-
-    def __init__(self, dim: int, leaky: float) -> None:
-        self.dim, self.leaky = dim, leaky
-        self._conv = nn.Conv2d if dim == 2 else nn.Conv3d
-        self._convt = nn.ConvTranspose2d if dim == 2 else nn.ConvTranspose3d
-        self._norm = nn.BatchNorm2d if dim == 2 else nn.BatchNorm3d
-
-    def conv(self, cin: int, cout: int) -> nn.Module:
-        return self._conv(cin, cout, 3, padding=1, bias=False)
-
-    def project(self, cin: int, cout: int) -> nn.Module:
-        return self._conv(cin, cout, 1, bias=False)
-
-    def down(self, cin: int, cout: int) -> nn.Module:
-        return self._conv(cin, cout, 2, stride=2, bias=False)
-
-    def up(self, cin: int, cout: int) -> nn.Module:
-        return self._convt(cin, cout, 2, stride=2, bias=False)
-
-    def norm(self, c: int) -> nn.Module:
-        return self._norm(c)
-
-    def act(self) -> nn.Module:
-        return nn.LeakyReLU(self.leaky, inplace=True) if self.leaky else nn.ReLU(inplace=True)
-
-    def head(self, cin: int, cout: int) -> nn.Module:
-        return self._conv(cin, cout, 1)
-
-    @staticmethod
-    def cat(a, b):
-        return torch.cat([a, b], dim=1)
-
-    @staticmethod
-    def add(a, b):
-        return a + b
-
-
-class ResidualBlock(nn.Module):
-    """conv-BN-act-conv-BN plus the input (1x1-projected if channels change), then act."""
-
-    def __init__(self, ops, cin: int, cout: int) -> None:
-        super().__init__()
-        self.ops = ops
-        self.main = nn.Sequential(ops.conv(cin, cout), ops.norm(cout), ops.act(), ops.conv(cout, cout), ops.norm(cout))
-        self.skip = ops.project(cin, cout) if cin != cout else nn.Identity()
-        self.act = ops.act()
-
-    def forward(self, x):
-        return self.act(self.ops.add(self.main(x), self.skip(x)))
 
 
 class Level(nn.Module):
@@ -173,7 +82,7 @@ class UResNet(nn.Module):
         super().__init__()
         self.config = (config or UResNetConfig()).model_copy(update=overrides)
         c = self.config
-        ops = (_SparseOps if c.sparse else _DenseOps)(c.dim, c.leaky)
+        ops = make_ops(c.sparse, c.dim, c.leaky)
         planes = c.planes()
         self.stem = ops.conv(c.in_channels, planes[0])
         self.unet = Level(ops, planes, c.reps)
@@ -186,29 +95,3 @@ class UResNet(nn.Module):
         """``shape`` rounded up to a multiple of the deepest stride (free for sparse tensors)."""
         step = self.config.stride
         return tuple(-(-s // step) * step for s in shape)
-
-
-def copy_sparse_to_dense(sparse_model: nn.Module, dense_model: nn.Module) -> None:
-    """Loads a sparse network's weights into the dense one of the same config (torch layouts);
-    for any model built from a sparse and a dense layer factory (U-ResNet, cosmic tagger)."""
-    dense_params = dict(dense_model.named_parameters())
-    dense_buffers = dict(dense_model.named_buffers())
-    with torch.no_grad():
-        for name, value in sparse_model.named_parameters():
-            target_name = name.replace(".module.", ".")  # sparse Linear wraps nn.Linear as .module
-            target = dense_params[target_name]
-            if value.dim() == 3:  # conv (K, C_in, C_out) -> torch layout
-                dim = target.dim() - 2
-                k = round(value.shape[0] ** (1 / dim))
-                transposed = isinstance(_module(dense_model, target_name), nn.ConvTranspose2d | nn.ConvTranspose3d)
-                order = (1, 2, 0) if transposed else (2, 1, 0)
-                value = value.permute(*order).reshape(target.shape[0], target.shape[1], *(k,) * dim)
-            elif value.dim() == 2:  # sparse Linear (C_out, C_in) -> 1x1 conv
-                value = value.reshape(target.shape)
-            target.copy_(value)
-        for name, value in sparse_model.named_buffers():
-            dense_buffers[name].copy_(value)
-
-
-def _module(model: nn.Module, parameter_name: str) -> nn.Module:
-    return model.get_submodule(parameter_name.rsplit(".", 1)[0])
