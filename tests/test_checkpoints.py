@@ -13,7 +13,7 @@ import yaml
 
 from lartpcnet import checkpoint
 from lartpcnet.cli import main
-from tests.test_train import TINY
+from tests.conftest import TINY
 
 EVIL = """
 import os, sys, torch

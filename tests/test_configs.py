@@ -18,10 +18,8 @@ def test_config_validates_and_builds(path):
     for source in (config.data.train, config.data.validation):
         for name in source.samples():
             sample = load_sample(name)
-            if MODELS[config.model.name].task == "tagging":  # every plane of the event
-                assert "planes" in sample.outputs
-            else:
-                assert ("voxels" in sample.outputs) == (config.data.plane is None)
+            image = MODELS[config.model.name].task.image_of(config.data)  # voxels, plane K or planes
+            assert ("voxels" if image == "voxels" else "planes") in sample.outputs
     assert sum(p.numel() for p in net.parameters()) > 0
 
 

@@ -134,13 +134,13 @@ def test_predict_evaluate_and_display_on_the_real_sbnd_file(tiny_tagger, tmp_pat
     import lartpcnet.data as data
     from lartpcnet.cli import main
     from lartpcnet.data.tagging import downsample
-    from lartpcnet.inference import read_predictions
+    from lartpcnet.predictions import read as read_predictions
 
     out = tmp_path / "p.h5"
     assert main(["predict", "--model", str(tiny_tagger), "--in", str(REAL), "--out", str(out), "--json",
                  "--no-progress"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["events"] == 5 and summary["downsample"] == 2
+    assert summary["events"] == 5 and summary["downsample"] == 2 and summary["image"] == "planes"
     with data.open(REAL) as reader:
         planes = [downsample(p, 2) for p in reader[3].planes]
     pred = read_predictions(out, 3)
@@ -156,17 +156,13 @@ def test_predict_evaluate_and_display_on_the_real_sbnd_file(tiny_tagger, tmp_pat
     picture = tmp_path / "d.png"
     assert main(["display", str(REAL), "--event", "3", "--predictions", str(out), "--out", str(picture)]) == 0
     assert picture.read_bytes()[:4] == b"\x89PNG"
-    # the one-event display of the demo scores the event as evaluate does
-    from lartpcnet import tagging
-    from lartpcnet.inference import load_model
+    # the Python API labels an event as predict does
+    import lartpcnet
 
     with data.open(REAL) as reader:
-        shown, mine = tagging.draw(load_model(str(tiny_tagger)), reader[3], tmp_path / "e.png", "event 3",
-                                   str(REAL), 3)
-    assert shown.read_bytes()[:4] == b"\x89PNG"
-    (theirs,) = [e for e in report["events"] if e["event"] == 3]
-    for key in ("accuracy", "nonbackground_accuracy", "cosmic_iou", "neutrino_iou", "mean_iou"):
-        assert mine[key] == pytest.approx(theirs[key]), key
+        result = lartpcnet.load_model(str(tiny_tagger)).predict(reader[3])
+    assert np.array_equal(result.coords, pred["coords"]) and np.array_equal(result.label, pred["label"])
+    assert [len(result.plane(p).label) for p in range(3)] == [len(p) for p in planes]
 
 
 def test_select_and_iou_plots_on_simulated_events(tiny_tagger, tmp_path, capsys):
@@ -207,15 +203,19 @@ def test_tta_averages_the_tagger_over_mirror_images_of_all_planes(tiny_tagger, t
     import numpy as np
 
     import lartpcnet.data as data
-    from lartpcnet import tagging
+    from lartpcnet import runner
     from lartpcnet.cli import main
-    from lartpcnet.inference import load_model
-    from lartpcnet.train.tasks import TaggingItem
+    from lartpcnet.tasks.tagging import TaggingItem
 
-    plain, tta = load_model(str(tiny_tagger)), load_model(str(tiny_tagger), tta=True)
+    plain, tta = runner.load_model(str(tiny_tagger)), runner.load_model(str(tiny_tagger), tta=True)
     with data.open(REAL) as reader:
-        (item,) = tagging._items(plain, lambda i: reader[i], str(REAL), [1])
-    (averaged,) = tagging._run(tta, [item])
+        item = plain.task.item(reader[1], plain.settings.data, str(REAL), 1)
+
+    def per_plane(output):
+        on = [output.coords[:, 0] == p for p in range(3)]
+        return [{"coords": output.coords[m, 1:], "scores": output.scores[m], "label": output.label[m]} for m in on]
+
+    averaged = per_plane(runner.run(tta, [item])[0])
     reference = [{} for _ in item.planes]  # per plane: site -> the plain passes' scores there
     for axis in (None, 0, 1):
         planes = item.planes
@@ -225,14 +225,14 @@ def test_tta_averages_the_tagger_over_mirror_images_of_all_planes(tiny_tagger, t
                 coords = image.coords.copy()
                 coords[:, axis] = image.shape[axis] - 1 - coords[:, axis]
                 planes.append(replace(image, coords=coords))
-        (got,) = tagging._run(plain, [TaggingItem(planes, item.kind, item.energy)])
+        got = per_plane(runner.run(plain, [TaggingItem(planes, item.kind, item.energy)])[0])
         for p, result in enumerate(got):
             for site, row in zip(result["coords"], result["scores"], strict=True):
                 if axis is not None:
                     site = site.copy()
                     site[axis] = item.planes[p].shape[axis] - 1 - site[axis]
                 reference[p].setdefault(tuple(site), []).append(row)
-    (single,) = tagging._run(plain, [item])
+    single = per_plane(runner.run(plain, [item])[0])
     for p, result in enumerate(averaged):
         expected = np.array([np.mean(reference[p][tuple(site)], axis=0) for site in result["coords"]])
         np.testing.assert_allclose(result["scores"], expected, atol=1e-5)

@@ -98,7 +98,7 @@ def test_loss_is_the_weighted_cross_entropy_and_ignores_unlabelled_sites():
     focal = SegmentationLoss(focal_gamma=2.0).weighted(logits, labels, torch.ones(6))
     p = torch.exp(-ce)
     assert focal == pytest.approx(float(((1 - p) ** 2 * ce).mean()))
-    with pytest.raises(ValueError, match="unknown weighting"):
+    with pytest.raises(ValueError, match="weighting"):
         SegmentationLoss("median")
 
 
@@ -116,3 +116,98 @@ def test_dense_loss_sums_pl_weighted_ce_per_image_and_averages_images():
     assert loss == pytest.approx(float((w * ce).flatten(1).sum(1).mean()))
     # image 1 has no vertex: no pixel falls in the vertex category
     assert torch.allclose(w[1][labels[1] > 0], torch.full((3,), 1 / 3))
+
+
+# --- every weighting with its inputs on another device ---------------------------------------------
+
+META = torch.device("meta")
+
+
+def _is_meta(x) -> bool:
+    try:
+        return isinstance(x, torch.device | str) and torch.device(x) == META
+    except (RuntimeError, TypeError):
+        return False
+
+
+class OnOtherDevice(torch.Tensor):
+    """A CPU tensor that says it lives on another device (what a GPU tensor is to CPU code)."""
+
+    @property
+    def device(self):
+        return META
+
+
+class OtherDeviceMode(torch.overrides.TorchFunctionMode):
+    """Runs code as if its ``OnOtherDevice`` inputs were on a GPU: a tensor made with
+    ``device=x.device`` (or moved with ``.to(x.device)``) joins them, and an op that mixes them
+    with CPU tensors other than 0-d scalars fails, as on CUDA ("indices should be either on cpu
+    or on the same device")."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        from torch.utils._pytree import tree_leaves, tree_map
+
+        kwargs = dict(kwargs or {})
+        moved = _is_meta(kwargs.get("device"))
+        if moved:
+            kwargs["device"] = "cpu"
+        if func is torch.Tensor.to and any(_is_meta(a) for a in args[1:]):
+            args, moved = tuple("cpu" if _is_meta(a) else a for a in args), True
+        tensors = [x for x in tree_leaves((args, kwargs)) if isinstance(x, torch.Tensor)]
+        if any(isinstance(x, OnOtherDevice) for x in tensors) and any(
+                not isinstance(x, OnOtherDevice) and x.dim() > 0 for x in tensors):
+            raise AssertionError(f"{getattr(func, '__name__', func)} mixes the other device's tensors with CPU ones")
+        out = func(*args, **kwargs)
+        return tree_map(lambda x: x.as_subclass(OnOtherDevice) if isinstance(x, torch.Tensor) else x, out) if moved \
+            else out
+
+
+def elsewhere(t: torch.Tensor) -> torch.Tensor:
+    return t.as_subclass(OnOtherDevice)
+
+
+@pytest.mark.parametrize("weighting", ["none", "sparsessnet", "class_balanced"])
+def test_every_sparse_weighting_runs_with_its_inputs_on_another_device(weighting):
+    torch.manual_seed(1)
+    points = [(b, r, c) for b in range(2) for r in range(6) for c in range(6) if (r + c + b) % 3]
+    labels = torch.tensor([(r // 2 + c) % 5 for _, r, c in points])
+    instance = torch.tensor([r for _, r, _ in points])
+    logits = torch.randn(len(points), 5)
+    loss = SegmentationLoss(weighting)
+    here = loss(SparseTensor(torch.tensor(points), logits, (6, 6), 2), labels, instance)
+    with OtherDeviceMode():
+        there = loss(SparseTensor(elsewhere(torch.tensor(points)), elsewhere(logits), (6, 6), 2, check=False),
+                     elsewhere(labels), elsewhere(instance))
+    assert isinstance(there, OnOtherDevice) and float(there) == pytest.approx(float(here))
+
+
+def test_the_dense_pl_weighting_runs_with_its_inputs_on_another_device():
+    torch.manual_seed(2)
+    labels = torch.randint(0, 3, (2, 8, 8))
+    instance = torch.where(labels > 0, labels, -1)
+    vertex = torch.tensor([[3, 1], [-1, -1]])
+    logits = torch.randn(2, 3, 8, 8)
+    loss = SegmentationLoss("pl", classes=3)
+    here = loss.dense(logits, labels, instance, vertex)
+    with OtherDeviceMode():
+        there = loss.dense(elsewhere(logits), elsewhere(labels), elsewhere(instance), elsewhere(vertex))
+    assert float(there) == pytest.approx(float(here))
+
+
+@pytest.mark.parametrize("weighting", ["boost", "balanced", "none"])
+def test_every_tagger_weighting_runs_with_its_inputs_on_another_device(weighting):
+    from lartpcnet.models.losses import TaggingLoss
+
+    torch.manual_seed(3)
+    labels, image, logits = torch.randint(0, 3, (40,)), torch.arange(40) // 20, torch.randn(40, 3)
+    loss = TaggingLoss(weighting)
+    here = loss(logits, labels, image)
+    with OtherDeviceMode():
+        there = loss(elsewhere(logits), elsewhere(labels), elsewhere(image))
+    assert float(there) == pytest.approx(float(here))
+
+
+def test_the_other_device_check_catches_the_old_cpu_weight_tables():
+    labels = elsewhere(torch.tensor([0, 1, 2]))
+    with OtherDeviceMode(), pytest.raises(AssertionError, match="mixes"):
+        torch.tensor([1.0, 1.5, 10.0])[labels]  # the tagger's boost table before the fix

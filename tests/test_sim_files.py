@@ -77,7 +77,7 @@ def test_simulate_same_bytes_for_any_workers_and_resumes_after_a_crash(tmp_path,
     with pytest.raises(RuntimeError, match="killed"):
         sim_run.simulate(out=tmp_path / "b.h5", workers=1, part_size=4, **args)
     assert not (tmp_path / "b.h5").exists()
-    assert (tmp_path / "b.h5.parts" / "part-00000.h5").exists()
+    assert (tmp_path / "b.h5.parts" / "part-000000000-000000004.h5").exists()
     monkeypatch.setattr(sim_run, "_one", real)
     summary = sim_run.simulate(out=tmp_path / "b.h5", workers=1, part_size=4, **args)
     assert summary["resumed_events"] == 4 and summary["generated"] == 5
@@ -89,8 +89,18 @@ def test_resume_refuses_parts_of_another_job(tmp_path):
     parts = tmp_path / "c.h5.parts"
     parts.mkdir()
     (parts / "job.json").write_text(json.dumps({"sample": "other"}))
-    with pytest.raises(DataError, match="different job"):
+    (parts / "part-000000000-000000001.h5").write_bytes(b"finished work of that job")
+    with pytest.raises(DataError, match=r"different job.*to start over, remove"):
         sim_run.simulate("1e1p", 2, 0, tmp_path / "c.h5", progress=False)
+    assert (parts / "part-000000000-000000001.h5").exists()  # nothing of it lost
+
+
+def test_a_job_that_failed_before_its_first_part_does_not_block_the_corrected_one(tmp_path):
+    parts = tmp_path / "d.h5.parts"
+    parts.mkdir()
+    (parts / "job.json").write_text(json.dumps({"sample": "the failed run's"}))  # and no part
+    summary = sim_run.simulate("1e1p", 2, 0, tmp_path / "d.h5", progress=False)
+    assert summary["events"] == 2 and not parts.exists()
 
 
 def test_truncated_file_is_named(tmp_path, event_file):

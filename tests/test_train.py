@@ -12,19 +12,7 @@ import torch
 import yaml
 
 from lartpcnet.cli import main
-
-TINY = {
-    "name": "tiny",
-    "model": {"name": "uresnet", "network": {"depth": 2, "filters": 4, "reps": 1},
-              "loss": {"weighting": "sparsessnet"}},
-    "data": {"train": {"sample": "1e1p_le", "seed": 1}, "validation": {"sample": "1e1p_le", "seed": 2, "events": 4},
-             "plane": 2, "workers": 0},
-    "optimizer": {"name": "adam", "lr": 0.01},
-    "batch_size": 2,
-    "iterations": 6,
-    "validate_every": 3,
-    "checkpoint_every": 3,
-}
+from tests.conftest import TINY
 
 
 @pytest.fixture
@@ -112,38 +100,36 @@ def test_dense_three_class_network_trains_with_pl_weights(tmp_path, capsys):
 
 
 def test_relabelled_secondaries_from_a_file_match_the_simulator(tmp_path):
+    from lartpcnet.data.source import DataSource, EventSource
     from lartpcnet.sim.samples import generate_event, load_sample
-    from lartpcnet.train.config import DataSource
-    from lartpcnet.train.trainer import EventSource
 
     events = tmp_path / "michel.h5"
     assert main(["simulate", "--sample", "michel", "--events", "3", "--seed", "4", "--out", str(events),
                  "--no-progress"]) == 0
-    from_file = EventSource(DataSource(file=str(events)), plane=None, relabel_secondaries=True)
-    simulated = EventSource(DataSource(sample="michel", seed=4), plane=None, relabel_secondaries=True)
+    from_file = EventSource(DataSource(file=str(events)), relabel=True)
+    simulated = EventSource(DataSource(sample="michel", seed=4), relabel=True)
     plain = load_sample("michel")
     changed = 0
     for i in range(3):
-        a, b = from_file.image(i), simulated.image(i)
+        a, b = from_file.event(i).voxels, simulated.event(i).voxels
         assert np.array_equal(a.coords, b.coords) and np.array_equal(a.semantic, b.semantic)
         changed += int((generate_event(plain, 4, i).voxels.semantic != a.semantic).sum())
     assert changed > 0  # some Michel/delta secondaries did become shower
 
 
 def test_a_mixture_draws_each_event_from_one_sample_in_proportion():
+    from lartpcnet.data.source import DataSource, EventSource
     from lartpcnet.sim.samples import generate_event, load_sample
-    from lartpcnet.train.config import DataSource
-    from lartpcnet.train.trainer import EventSource
 
-    mixed = EventSource(DataSource(mix={"1e1p_le": 3, "michel_uboone": 1}, seed=5), plane=2)
+    mixed = EventSource(DataSource(mix={"1e1p_le": 3, "michel_uboone": 1}, seed=5))
     picks = np.array([mixed.sample_of(i) for i in range(2000)])
     share = (picks == 1).mean()
     assert abs(share - 0.25) < 4 * np.sqrt(0.25 * 0.75 / 2000)  # binomial, 4 sigma
-    again = EventSource(DataSource(mix={"1e1p_le": 3, "michel_uboone": 1}, seed=5), plane=2)
+    again = EventSource(DataSource(mix={"1e1p_le": 3, "michel_uboone": 1}, seed=5))
     assert [again.sample_of(i) for i in range(2000)] == picks.tolist()
     for i in (int(np.argmax(picks == 0)), int(np.argmax(picks == 1))):
         alone = generate_event(load_sample(["1e1p_le", "michel_uboone"][picks[i]]), 5, i).planes[2]
-        image = mixed.image(i)  # event i of the mixture is event i of its sample, bit for bit
+        image = mixed.event(i).planes[2]  # event i of the mixture is event i of its sample, bit for bit
         assert np.array_equal(image.coords, alone.coords) and np.array_equal(image.values, alone.values)
 
 
@@ -155,7 +141,7 @@ def test_a_mixture_draws_each_event_from_one_sample_in_proportion():
 def test_a_bad_mixture_is_refused_with_a_reason(source, message):
     from pydantic import ValidationError
 
-    from lartpcnet.train.config import DataSource
+    from lartpcnet.data.source import DataSource
 
     with pytest.raises(ValidationError, match=message):
         DataSource(**source)

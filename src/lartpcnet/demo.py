@@ -93,6 +93,17 @@ def engine_on_planes(planes: list[Plane]) -> list[dict]:
     return rows
 
 
+def _shipped(name: str):
+    """The shipped model ``name``, or None (and a line saying the step is skipped) where it is not installed."""
+    from lartpcnet import runner
+    from lartpcnet.checkpoint import shipped_path
+
+    if shipped_path(name) is None:
+        print(f"no shipped {name} weights in this installation: step skipped")
+        return None
+    return runner.load_model(name)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="out/demo", help="output folder")
@@ -149,13 +160,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"larcv3 copy of the SBND events: {out / 'sbnd_cosmic_larcv3.h5'}")
 
     print("\n== 5. SparseSSNet (shipped weights) on the simulated particle-bomb crops")
-    from lartpcnet import inference
+    from lartpcnet import runner
+    from lartpcnet.data.source import DataSource
 
-    if inference.shipped_weights("sparsessnet_uboone") is None:
-        print("no shipped sparsessnet_uboone weights in this installation: step skipped")
-    else:
-        model = inference.load_model("sparsessnet_uboone")
-        summary = inference.evaluate("sparsessnet_uboone", input_path=str(out / "particle_bomb.h5"), progress=False)
+    model = _shipped("sparsessnet_uboone")
+    if model is not None:
+        summary = runner.evaluate(model, DataSource(file=str(out / "particle_bomb.h5")), progress=False)
         print(f"{summary['images']} events: 5-class non-zero accuracy {summary['nonzero_accuracy']:.4f}, "
               f"track/shower {summary['two_class_accuracy']:.4f}, ICPF mean {summary['icpf_mean']:.4f}")
         for name, value in summary["class_accuracy"].items():
@@ -164,26 +174,27 @@ def main(argv: list[str] | None = None) -> int:
         from lartpcnet.viz.event_display import draw_prediction
 
         with data.open(out / "particle_bomb.h5") as reader:
-            plane = reader[0].planes[model.plane]
-        coords, predicted = inference.predict_image(model, plane)
-        picture = draw_prediction(plane, coords, predicted, out / "sparsessnet_event0.png",
+            event = reader[0]
+        result = model.predict(event)
+        picture = draw_prediction(event.planes[model.settings.data.plane], result.coords, result.label,
+                                  out / "sparsessnet_event0.png",
                                   "SparseSSNet (shipped weights) on a simulated particle-bomb crop, collection plane")
         print(f"display: {picture}")
 
     print("\n== 6. 3D U-ResNet (shipped weights) and Michel electron reconstruction")
-    if inference.shipped_weights("uresnet3d_pilarnet") is None:
-        print("no shipped uresnet3d_pilarnet weights in this installation: step skipped")
-    else:
+    model = _shipped("uresnet3d_pilarnet")
+    if model is not None:
         from lartpcnet.reco import michel
 
-        summary = inference.evaluate("uresnet3d_pilarnet", input_path=str(out / "pilarnet3d.h5"), progress=False)
+        summary = runner.evaluate(model, DataSource(file=str(out / "pilarnet3d.h5")), progress=False)
         print(f"{summary['images']} PILArNet-like cubes: 5-class non-zero accuracy {summary['nonzero_accuracy']:.4f}")
-        # the README's command: these weights call a stopping muon's last voxels HIP (count them as
-        # track) and at times a band across a Michel electron shower (join through it), and the
-        # network's scores are averaged over mirror images (tta); docs/models.md
-        report = michel.run("uresnet3d_pilarnet", str(out / "michel.h5"), sample="michel", events=20, seed=7,
-                            config=michel.SHIPPED_3D, add_showers=True,
-                            plots=str(out / "michel"), progress=False, tta=True)
+        # the README's command: the settings these weights' config recommends (they call a stopping
+        # muon's last voxels HIP, so count them as track, and at times a band across a Michel
+        # electron shower, so join through it), and the scores averaged over mirror images (tta)
+        report = michel.run(model.with_settings(tta=True), str(out / "michel.h5"), sample="michel", events=20,
+                            seed=7, config=michel.recommended(model), add_showers=True, plots=str(out / "michel"),
+                            progress=False, overwrite=True)
+
         def pct(v):
             return "—" if v is None else f"{100 * v:.1f}%"
 
@@ -195,20 +206,19 @@ def main(argv: list[str] | None = None) -> int:
         atomic_write_text(out / "michel_metrics.json", json.dumps(report, indent=1))
 
     print("\n== 7. SBND cosmic tagger (shipped weights) on a simulated and on a real SBND event")
-    if inference.shipped_weights("cosmictagger_sbnd") is None:
-        print("no shipped cosmictagger_sbnd weights in this installation: step skipped")
-    else:
-        from lartpcnet import tagging
-
-        tagger = inference.load_model("cosmictagger_sbnd")
+    tagger = _shipped("cosmictagger_sbnd")
+    if tagger is not None:
         shown = {}
         for name, path, label in ((out / "sbnd_cosmic.h5", out / "cosmictagger_sim_event0.png", "simulated"),
                                   (Path(args.file), out / "cosmictagger_real_event0.png", "real")):
+            metrics = runner.evaluate(tagger, DataSource(file=str(name), events=1), batch_size=1, progress=False)
             with data.open(name) as reader:
                 event = reader[0]
-            picture, metrics = tagging.draw(tagger, event, path, f"cosmic tagger (shipped weights) on {name.name}, "
-                                            f"event 0 ({label})", str(name), 0)
-            shown[label] = metrics
+            result = tagger.predict(event)
+            picture = tagger.task.draw(event, {"coords": result.coords, "label": result.label,
+                                               "downsample": tagger.settings.data.downsample}, path,
+                                       f"cosmic tagger (shipped weights) on {name.name}, event 0 ({label})")
+            shown[label] = metrics["events"][0]
             print(f"{label} event 0 of {name.name}: cosmic IoU {metrics['cosmic_iou']:.3f}, neutrino IoU "
                   f"{metrics['neutrino_iou']:.3f}, non-background accuracy {metrics['nonbackground_accuracy']:.3f}; "
                   f"display {picture}")

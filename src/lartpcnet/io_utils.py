@@ -30,3 +30,20 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 def atomic_write_text(path: str | Path, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def open_output(path: str | Path, fmt: str, what: str):
+    """An HDF5 file that lartpcnet wrote (``format`` attribute ``fmt``), open for reading; a
+    one-line DataError for anything else."""
+    import h5py
+
+    from lartpcnet.errors import DataError
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise DataError(f"cannot be opened as HDF5 ({err})", file=str(path)) from err
+    if f.attrs.get("format") != fmt:
+        f.close()
+        raise DataError(f"is not a {what}", file=str(path), field="format")
+    return f

@@ -24,6 +24,7 @@ from lartpcnet.bench import write_report
 from lartpcnet.bench.peer_runner import measure
 from lartpcnet.sparse import SparseTensor, SubmanifoldConv
 from lartpcnet.sparse.kmap import submanifold_map
+from lartpcnet.viz.plots import save_figure
 
 PEERS = ("spconv", "minkowski")
 # spconv's CPU scatter races with more than one OpenMP thread, so it is measured on one.
@@ -353,9 +354,7 @@ def plot(report: dict, path: Path) -> None:
         ax.grid(axis="y", alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.suptitle(f"one submanifold conv layer, {report['threads']} threads — {report['cpu']}", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def write(report: dict, out_dir: Path, command: str, stem: str = "engine") -> list[Path]:

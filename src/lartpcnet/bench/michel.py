@@ -11,28 +11,30 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from dataclasses import replace
 
 import numpy as np
 import torch
 
 from lartpcnet.bench import write_report
 from lartpcnet.bench.engine import _cpu_name
-from lartpcnet.reco.michel import GOAL_MS, SHIPPED_3D, _kinetic_of_michels, _truth_labels, reconstruct_event
+from lartpcnet.reco.michel import (
+    GOAL_MS,
+    MichelConfig,
+    _kinetic_of_michels,
+    _truth_labels,
+    recommended,
+    reconstruct_event,
+)
 from lartpcnet.sim.samples import generate_event, load_sample
 
-# the README's command: the bridge adds a DBSCAN over Michel and shower sites, so time it too
-CONFIG = SHIPPED_3D
-FLAGS = CONFIG.flags() + " --tta --add-showers"
 REPEATS = 3  # per event, the fastest of these: one run is at the mercy of the shared machine
 
 
-def _reco_ms(i, image, coords, labels, semantic, kinetic) -> float:
+def _reco_ms(i, coords, labels, values, semantic, instance, kinetic, config: MichelConfig) -> float:
     times = []
     for _ in range(REPEATS):
         start = time.perf_counter()
-        reconstruct_event(i, coords, labels, image.values, semantic, image.instance, kinetic, CONFIG,
-                          add_showers=True)
+        reconstruct_event(i, coords, labels, values, semantic, instance, kinetic, config, add_showers=True)
         times.append(1e3 * (time.perf_counter() - start))
     return min(times)
 
@@ -43,14 +45,18 @@ SAMPLES = ("michel", "pilarnet3d")
 def run(events: int = 20, threads: int = 2, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    from lartpcnet import inference
+    from lartpcnet import runner
+    from lartpcnet.checkpoint import shipped_path
     from lartpcnet.reco.michel import _dbscan
 
     torch.set_num_threads(threads)
     _dbscan(np.zeros((1, 3)), 1.0, 1)  # warm-up: imports
-    shipped = inference.shipped_weights("uresnet3d_pilarnet") is not None
-    model = inference.load_model("uresnet3d_pilarnet") if shipped else None
-    model_tta = replace(model, tta=True) if shipped else None  # the same network, four passes
+    model = runner.load_model("uresnet3d_pilarnet") if shipped_path("uresnet3d_pilarnet") else None
+    model_tta = model.with_settings(tta=True) if model else None  # the same network, four passes
+    # the README's command: the weights' recommended settings (the bridge adds a DBSCAN over Michel
+    # and shower sites, so it is timed too), --tta and --add-showers
+    reco = recommended(model) if model else MichelConfig()
+    flags = (reco.flags() + " --tta --add-showers").strip()
     bar = tqdm(total=events * len(SAMPLES), desc="bench michel", disable=not progress, file=sys.stderr)
     rows = []
     for sample in SAMPLES:
@@ -59,25 +65,28 @@ def run(events: int = 20, threads: int = 2, progress: bool = True) -> dict:
         for i in range(events):
             event = generate_event(config, 99, i)
             image = event.voxels
-            semantic, _ = _truth_labels(image, event.particles)
+            semantic, _ = _truth_labels(image.semantic, image.instance, event.particles)
             kinetic = _kinetic_of_michels(event.particles)
             voxels.append(len(image))
-            truth_ms.append(_reco_ms(i, image, image.coords, semantic, semantic, kinetic))
+            truth_ms.append(_reco_ms(i, image.coords, semantic, image.values, semantic, image.instance, kinetic,
+                                     reco))
             if model is not None:
                 start = time.perf_counter()
-                inference.predict_image(model, image)
+                runner.run(model, [image])
                 network_ms.append(1e3 * (time.perf_counter() - start))
                 start = time.perf_counter()
-                coords, labels = inference.predict_image(model_tta, image)  # 3D: every voxel, same order
+                (out,) = runner.run(model_tta, [image])
                 network_tta_ms.append(1e3 * (time.perf_counter() - start))
-                predicted_ms.append(_reco_ms(i, image, coords, labels, semantic, kinetic))
+                seen, _ = _truth_labels(out.truth, out.extra["instance"], event.particles)
+                predicted_ms.append(_reco_ms(i, out.coords, out.label, out.extra["values"], seen,
+                                             out.extra["instance"], kinetic, reco))
             bar.update()
         rows.append({"sample": sample, "voxels_median": statistics.median(voxels), "truth_labels": _summary(truth_ms),
                      "network_labels": _summary(predicted_ms), "network": _summary(network_ms),
                      "network_tta": _summary(network_tta_ms)})
     bar.close()
     return {"benchmark": "michel", "cpu": _cpu_name(), "threads": threads, "events": events, "goal_ms": GOAL_MS,
-            "flags": FLAGS, "repeats": REPEATS, "cases": rows}
+            "flags": flags, "repeats": REPEATS, "cases": rows}
 
 
 def _summary(values: list[float]) -> dict | None:
@@ -90,7 +99,7 @@ def markdown(report: dict, command: str) -> str:
              f"CPU: {report['cpu']}; {report['events']} events per sample (512³ cubes), each the fastest of "
              f"{report.get('repeats', 1)} runs; per event: DBSCAN of the "
              "Michel, Michel-and-shower and track sites, attachment and edge tests, truth matching and the "
-             f"shower-energy sum, with `{report.get('flags', FLAGS)}` (the README's command). The network is "
+             f"shower-energy sum, with `{report['flags']}` (the README's command). The network is "
              "excluded (its median time is in the last columns: one pass, and the four of `--tta`).", "",
              "| sample | median voxels | input labels | median ms | mean ms | max ms | goal | network ms | "
              "network ms, `--tta` |",

@@ -20,8 +20,10 @@ from lartpcnet.bench.engine import _cpu_name
 from lartpcnet.bench.peer_runner import current_rss_mb, measure
 from lartpcnet.data.batching import sparse_batch
 from lartpcnet.data.event import SparseImage
+from lartpcnet.data.settings import DEFAULT_ADC_WINDOW, DEFAULT_FEATURE_SCALE
 from lartpcnet.models.uresnet import UResNet, UResNetConfig
 from lartpcnet.sim.samples import generate_event, load_sample
+from lartpcnet.viz.plots import save_figure
 
 SPARSESSNET = dict(dim=2, depth=5, filters=32, growth="linear", reps=2, classes=5)
 PLANE_PIXELS = 20_000
@@ -47,7 +49,7 @@ def full_plane(pixels: int = PLANE_PIXELS, seed: int = 0) -> SparseImage:
     return SparseImage(shape=planes[0].shape, **cat)
 
 
-ADC = ((10.0, 300.0), 100.0)  # wire planes: SparseSSNet's ADC window, ADC / 100
+ADC = (DEFAULT_ADC_WINDOW, DEFAULT_FEATURE_SCALE)  # wire planes: SparseSSNet's ADC window, ADC / 100
 MEV = (None, 1.0)  # voxels: every voxel, MeV as they are
 
 
@@ -125,18 +127,19 @@ def _crops_near(sample: str, seed: int, pixels: int, count: int = 8, pool: int =
 def _bf16_label_changes(plane: SparseImage, crops: list[SparseImage]) -> dict | None:
     """With the shipped SparseSSNet weights: the fraction of labels bf16 inference changes, and
     the 5-class accuracy on crops in fp32 and bf16 (None where no weights ship)."""
-    from lartpcnet import inference
+    from lartpcnet import runner
+    from lartpcnet.checkpoint import shipped_path
 
-    if inference.shipped_weights("sparsessnet_uboone") is None:
+    if shipped_path("sparsessnet_uboone") is None:
         return None
-    fp32 = inference.load_model("sparsessnet_uboone")
-    bf16 = inference.load_model("sparsessnet_uboone", precision="bf16")
-    a, b = inference.predict_image(fp32, plane)[1], inference.predict_image(bf16, plane)[1]
+    fp32 = runner.load_model("sparsessnet_uboone")
+    bf16 = fp32.with_settings(precision="bf16")
+    a, b = runner.run(fp32, [plane])[0].label, runner.run(bf16, [plane])[0].label
     accuracy = {}
     for name, model in (("fp32", fp32), ("bf16", bf16)):
-        results = inference._infer(model, crops)
-        right = sum(int((r["label"] == r["truth"])[r["truth"] >= 0].sum()) for r in results)
-        total = sum(int((r["truth"] >= 0).sum()) for r in results)
+        results = runner.run(model, crops)
+        right = sum(int((r.label == r.truth)[r.truth >= 0].sum()) for r in results)
+        total = sum(int((r.truth >= 0).sum()) for r in results)
         accuracy[name] = right / max(total, 1)
     return {"plane_labels_changed": float((a != b).mean()), "crops": len(crops), "crop_accuracy": accuracy}
 
@@ -280,9 +283,7 @@ def plot(report: dict, path: Path) -> None:
     b.set_ylabel("peak RSS increase [MB]")
     b.legend(fontsize=8)
     fig.suptitle(f"U-ResNet inference, {report['threads']} CPU threads", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def write(report: dict, out_dir: Path, command: str, stem: str = "uresnet") -> list[Path]:

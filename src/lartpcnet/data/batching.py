@@ -1,8 +1,9 @@
 """Network input from events: batches of sparse images with aligned labels.
 
 SparseSSNet's masking: pixels whose value lies outside the ADC window (default 10-300) are not in
-the sparse set at all. Features are the pixel values divided by ``FEATURE_SCALE`` (a MIP pixel
-becomes ~0.4) so that the first layers see order-one inputs.
+the sparse set at all. Features are the pixel values divided by the feature scale (default 100:
+a MIP pixel becomes ~0.4) so that the first layers see order-one inputs. The defaults live in
+``data.settings``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import numpy as np
 import torch
 
 from lartpcnet.data.event import SparseImage
+from lartpcnet.data.settings import DEFAULT_ADC_WINDOW, DEFAULT_FEATURE_SCALE
 from lartpcnet.sparse import SparseTensor
 
-FEATURE_SCALE = 100.0
 IGNORE = -1  # label of sites without a class (noise): left out of losses and metrics
 
 
@@ -30,8 +31,8 @@ class Batch:
     values: torch.Tensor  # (N,) raw pixel values
 
 
-def sparse_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] | None = (10.0, 300.0),
-                 pad_to: int = 1, scale: float = FEATURE_SCALE) -> Batch:
+def sparse_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] | None = DEFAULT_ADC_WINDOW,
+                 pad_to: int = 1, scale: float = DEFAULT_FEATURE_SCALE) -> Batch:
     """Batches 2D or 3D images (all of one shape) into one SparseTensor; sites outside
     ``adc_window`` are dropped. The spatial shape is rounded up to a multiple of ``pad_to``."""
     if not images:
@@ -69,8 +70,8 @@ class DenseBatch:
     vertex: torch.Tensor  # (B, 2) (row, col), -1 where unknown
 
 
-def dense_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] | None = (10.0, 300.0),
-                pad_to: int = 1, scale: float = FEATURE_SCALE) -> DenseBatch:
+def dense_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] | None = DEFAULT_ADC_WINDOW,
+                pad_to: int = 1, scale: float = DEFAULT_FEATURE_SCALE) -> DenseBatch:
     """Zero-filled 2D images with three classes: pixels outside the window (or empty) are
     background; HIP/MIP pixels are track, shower/delta/Michel pixels shower; unlabelled charge
     (noise) is background too."""

@@ -1,7 +1,8 @@
 """Label codes and the mappings between lartpcnet's, track/shower, and larcv/SPINE's conventions.
 
-Semantic classes (SparseSSNet, Domine & Terao): HIP 0, MIP 1, shower 2, delta 3, Michel 4.
-Background is the absence of a site, or the explicit class ``BACKGROUND`` where a task needs one.
+Semantic classes (SparseSSNet, Domine & Terao): HIP 0, MIP 1, shower 2, delta 3, Michel 4;
+background is the absence of a site (dense networks have their own background/track/shower).
+Origins (the cosmic tagger's classes): background 0, cosmic 1, neutrino 2.
 
 Overlap rule: a pixel or voxel takes the semantic class, particle and interaction of the deposit
 that put the most charge into it; its origin is the highest origin code among all its deposits,
@@ -14,7 +15,6 @@ import numpy as np
 
 HIP, MIP, SHOWER, DELTA, MICHEL = 0, 1, 2, 3, 4
 SEMANTIC_NAMES = ("HIP", "MIP", "shower", "delta", "Michel")
-BACKGROUND = 5  # explicit background class where a task needs one
 
 TRACK, SHOWER_2 = 0, 1
 TWO_CLASS_NAMES = ("track", "shower")

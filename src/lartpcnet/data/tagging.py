@@ -15,9 +15,8 @@ import numpy as np
 import torch
 
 from lartpcnet.data.event import SparseImage
+from lartpcnet.data.settings import DEFAULT_FEATURE_SCALE
 from lartpcnet.sparse import SparseTensor
-
-TAGGER_FEATURE_SCALE = 100.0  # ADC / 100: order-one inputs
 
 
 def downsample(image: SparseImage, factor: int) -> SparseImage:
@@ -56,7 +55,7 @@ class TaggerBatch:
 
 
 def tagger_batch(events: Sequence[Sequence[SparseImage]], sparse: bool = True, pad_to: int = 1,
-                 threshold: float | None = None, scale: float = TAGGER_FEATURE_SCALE) -> TaggerBatch:
+                 threshold: float | None = None, scale: float = DEFAULT_FEATURE_SCALE) -> TaggerBatch:
     """One batch of multi-plane events (all planes of one shape). ``threshold``: pixels below it
     (ADC) are left out of the sparse set, as if never read out."""
     planes = len(events[0])

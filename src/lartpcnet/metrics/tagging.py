@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lartpcnet.data.labels import ORIGIN_NAMES
+from lartpcnet.data.labels import BACKGROUND_ORIGIN, COSMIC, NEUTRINO, ORIGIN_NAMES
 
-BACKGROUND, COSMIC, NEUTRINO = 0, 1, 2
 NEUTRINO_KINDS = ("nueCC", "numuCC", "NC")
 
 
@@ -32,7 +31,7 @@ def image_metrics(truth: np.ndarray, predicted: np.ndarray, pixels: int) -> dict
     truth, predicted = np.asarray(truth), np.asarray(predicted)
     off_sites = pixels - len(truth)
     correct = int((truth == predicted).sum()) + off_sites
-    signal = truth != BACKGROUND
+    signal = truth != BACKGROUND_ORIGIN
     out = {"accuracy": correct / pixels if pixels else None,
            "nonbackground_accuracy": float((truth[signal] == predicted[signal]).mean()) if signal.any() else None}
     for name, c in (("cosmic_iou", COSMIC), ("neutrino_iou", NEUTRINO)):

@@ -22,6 +22,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from lartpcnet.data.batching import IGNORE
@@ -45,7 +46,7 @@ def vertex_weights(sites: SparseTensor, labels: torch.Tensor) -> torch.Tensor:
     """0.02 where another label sits within 3 pixels (the 7x7 box, or 7^3 in 3D), else 0."""
     probe = SparseTensor(sites.coords, labels[:, None].float(), sites.spatial_shape, sites.batch_size, check=False)
     kmap = submanifold_map(probe.cache, probe.level, 2 * VERTEX_RADIUS + 1)
-    boundary = torch.zeros(labels.shape[0], dtype=torch.bool)
+    boundary = torch.zeros(labels.shape[0], dtype=torch.bool, device=labels.device)
     for src, dst in zip(kmap.in_idx, kmap.out_idx, strict=True):
         if src is not None and src.numel():
             differs = labels[src] != labels[dst]
@@ -73,8 +74,8 @@ def pl_weights(labels: torch.Tensor, instance: torch.Tensor, vertex: torch.Tenso
     batch, height, width = labels.shape
     charge = labels > 0
     near_charge = F.max_pool2d(charge[:, None].float(), 5, stride=1, padding=2)[:, 0] > 0
-    rows = torch.arange(height)[None, :, None]
-    cols = torch.arange(width)[None, None, :]
+    rows = torch.arange(height, device=labels.device)[None, :, None]
+    cols = torch.arange(width, device=labels.device)[None, None, :]
     near_vertex = ((rows - vertex[:, 0, None, None]).abs() <= 4) & ((cols - vertex[:, 1, None, None]).abs() <= 4)
     near_vertex &= (vertex[:, 0] >= 0)[:, None, None]
     # category per pixel: 0 background near charge, 1 other background, 2 charge near the vertex,
@@ -82,9 +83,19 @@ def pl_weights(labels: torch.Tensor, instance: torch.Tensor, vertex: torch.Tenso
     category = torch.where(near_charge, 0, 1)
     category = torch.where(charge & near_vertex, 2, category)
     category = torch.where(charge & ~near_vertex, 3 + instance.clamp(min=0), category)
-    key = torch.arange(batch)[:, None, None] * (int(category.max()) + 1) + category
+    key = torch.arange(batch, device=labels.device)[:, None, None] * (int(category.max()) + 1) + category
     _, inverse, counts = torch.unique(key, return_inverse=True, return_counts=True)
     return 1.0 / counts[inverse].float().reshape(labels.shape)
+
+
+class SegmentationLossConfig(BaseModel):
+    """``model.loss`` of a segmentation network."""
+
+    model_config = ConfigDict(extra="forbid")
+    weighting: Weighting = "none"
+    focal_gamma: float = Field(0.0, ge=0)
+    classes: int = Field(5, ge=2)
+    balance_power: float = Field(1.0, gt=0, le=1)  # class_balanced: 1 fully balanced, 0.5 leans less on rare classes
 
 
 class SegmentationLoss(nn.Module):
@@ -93,12 +104,10 @@ class SegmentationLoss(nn.Module):
     def __init__(self, weighting: Weighting = "none", focal_gamma: float = 0.0, classes: int = 5,
                  balance_power: float = 1.0) -> None:
         super().__init__()
-        if weighting not in ("none", "sparsessnet", "class_balanced", "pl"):
-            raise ValueError(f"unknown weighting {weighting!r}: choose none, sparsessnet, class_balanced or pl")
-        if not 0 < balance_power <= 1:
-            raise ValueError(f"balance_power {balance_power}: give a power in (0, 1] (1: fully class-balanced)")
-        self.weighting, self.focal_gamma, self.classes = weighting, focal_gamma, classes
-        self.balance_power = balance_power
+        c = SegmentationLossConfig(weighting=weighting, focal_gamma=focal_gamma, classes=classes,
+                                   balance_power=balance_power)
+        self.weighting, self.focal_gamma, self.classes = c.weighting, c.focal_gamma, c.classes
+        self.balance_power = c.balance_power
 
     def site_weights(self, sites: SparseTensor, labels: torch.Tensor, instance: torch.Tensor) -> torch.Tensor:
         if self.weighting == "sparsessnet":
@@ -107,7 +116,7 @@ class SegmentationLoss(nn.Module):
             return class_balanced_weights(sites.coords[:, 0].long(), labels, self.classes, self.balance_power)
         if self.weighting == "pl":
             raise ValueError("pl weighting needs dense images with background pixels; use weighted() directly")
-        return torch.ones(labels.shape[0])
+        return torch.ones(labels.shape[0], device=labels.device)
 
     def weighted(self, logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """sum(w * CE) / sum(w) over sites with a label (logits (N, C), labels (N,))."""
@@ -133,7 +142,7 @@ class SegmentationLoss(nn.Module):
         if self.weighting == "pl":
             weights = pl_weights(labels, instance, vertex)
         elif self.weighting == "none":
-            weights = torch.ones(labels.shape)
+            weights = torch.ones(labels.shape, device=labels.device)
         else:
             raise ValueError(f"{self.weighting} weighting is for sparse networks; use pl or none for dense ones")
         flat_logits = logits.permute(0, 2, 3, 1).reshape(-1, logits.shape[1]).float()
@@ -145,6 +154,14 @@ class SegmentationLoss(nn.Module):
 
 
 TAGGER_BOOST = (1.0, 1.5, 10.0)  # background, cosmic, neutrino (SBND cosmic paper, section 7)
+
+
+class TaggingLossConfig(BaseModel):
+    """``model.loss`` of the cosmic tagger."""
+
+    model_config = ConfigDict(extra="forbid")
+    weighting: Literal["boost", "balanced", "none"] = "boost"
+    focal_gamma: float = Field(0.0, ge=0)
 
 
 class TaggingLoss(nn.Module):
@@ -162,18 +179,17 @@ class TaggingLoss(nn.Module):
 
     def __init__(self, weighting: Literal["boost", "balanced", "none"] = "boost", focal_gamma: float = 0.0) -> None:
         super().__init__()
-        if weighting not in ("boost", "balanced", "none"):
-            raise ValueError(f"unknown weighting {weighting!r}: choose boost, balanced or none")
-        self.weighting, self.focal_gamma = weighting, focal_gamma
+        c = TaggingLossConfig(weighting=weighting, focal_gamma=focal_gamma)
+        self.weighting, self.focal_gamma = c.weighting, c.focal_gamma
 
     def pixel_weights(self, labels: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """Weights of pixels with true class ``labels`` belonging to images ``image`` (both flat)."""
         if self.weighting == "boost":
-            return torch.tensor(TAGGER_BOOST)[labels]
+            return torch.tensor(TAGGER_BOOST, device=labels.device)[labels]
         if self.weighting == "balanced":  # 1 / (3 N_class) within each image
             _, inverse, counts = torch.unique(image * 3 + labels, return_inverse=True, return_counts=True)
             return 1.0 / (3.0 * counts[inverse].float())
-        return torch.ones(labels.shape)
+        return torch.ones(labels.shape, device=labels.device)
 
     def forward(self, logits: torch.Tensor, labels: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """``logits`` (N, 3) and ``labels`` (N,) per pixel or site, ``image`` (N,) its image index."""
@@ -182,7 +198,7 @@ class TaggingLoss(nn.Module):
         ce = F.cross_entropy(logits.float(), labels, reduction="none")
         if self.focal_gamma > 0:
             ce = (1 - torch.exp(-ce)) ** self.focal_gamma * ce
-        weights = self.pixel_weights(labels, image).to(ce.device)
+        weights = self.pixel_weights(labels, image)
         if self.weighting == "balanced":  # per image: sum of w * CE (weights sum to 1), then mean over images
             images = int(image.max()) + 1
             return torch.zeros(images, device=ce.device).index_add_(0, image, weights * ce).mean()

@@ -1,1 +1,2 @@
-"""Downstream reconstruction on network output: Michel electrons (and, later, event selections)."""
+"""Reconstruction on network output: Michel electrons (``michel``, on segmentation) and the
+neutrino event selection (``selection``, on the cosmic tagger)."""

@@ -51,7 +51,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from lartpcnet.data.labels import MICHEL, SEMANTIC_NAMES, SHOWER
 
-MICHEL_ELECTRON_ENDPOINT = 52.8  # MeV: the Michel spectrum's edge, m_mu / 2 (PDG)
 GOAL_MS = 50.0  # the reconstruction step's budget per 512^3 event on CPU (network excluded)
 
 
@@ -109,8 +108,10 @@ def _codes(classes: str) -> list[int]:
     return [SEMANTIC_NAMES.index(n) for n in classes.split(",") if n]
 
 
-# what the README's command adds for the shipped 3D weights (docs/models.md says why)
-SHIPPED_3D = MichelConfig(track_classes="MIP,HIP", bridge_classes="shower")
+def recommended(model) -> MichelConfig:
+    """The settings a model's config recommends for its outputs (``post: michel:``; the shipped
+    3D weights': docs/models.md says why), else the paper's."""
+    return MichelConfig.model_validate(model.settings.post.get("michel", {}))
 
 
 CANDIDATE_DTYPE = np.dtype([
@@ -284,133 +285,118 @@ def _kinetic_of_michels(particles: np.ndarray | None) -> dict[int, float]:
     return {int(i): float(e) for i, e in zip(decays["id"], decays["energy_init"], strict=True)}
 
 
-def _truth_labels(image, particles: np.ndarray | None) -> tuple[np.ndarray, bool]:
+def _truth_labels(semantic: np.ndarray, instance: np.ndarray, particles: np.ndarray | None) -> tuple[np.ndarray, bool]:
     """Truth as primary-ionization Michel clusters (secondaries relabelled shower) where the
     particle table allows it; otherwise the labels as they are."""
     from lartpcnet.data.labels import relabel_secondaries
 
     if particles is None:
-        return image.semantic, False
-    return relabel_secondaries(image.semantic, image.instance, particles), True
+        return semantic, False
+    return relabel_secondaries(semantic, instance, particles), True
 
 
-def _write_output(path, candidates: np.ndarray, truth: np.ndarray, coords: np.ndarray, sizes: np.ndarray,
-                  config: MichelConfig | None = None, job: dict | None = None) -> None:
-    """The michel file layout (a part, or the merged output with its config and the job that made
-    it: model, input, tta, ...): the candidate and true-cluster tables, and each candidate's sites
-    by offsets."""
-    import json
-
-    import h5py
-
-    from lartpcnet.io_utils import atomic_path
-
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.attrs["format"] = "lartpcnet-michel"
-        if config is not None:
-            f.attrs["config"] = json.dumps(config.model_dump())
-        if job is not None:
-            f.attrs["job"] = json.dumps(job)
-        f.create_dataset("candidates", data=candidates)
-        f.create_dataset("true_clusters", data=truth)
-        f.create_dataset("sites/coords", data=coords, compression="gzip")
-        f.create_dataset("sites/offsets", data=np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
+FORMAT = "lartpcnet-michel"
 
 
-def _write_part(path, candidates: list, truth: list, sites: list, dim: int) -> None:
+def _tables(candidates: list, truth: list, sites: list, dim: int) -> dict[str, np.ndarray]:
+    """The michel file layout: the candidate and true-cluster tables, and each candidate's
+    sites by offsets."""
     coords = np.concatenate(sites).astype(np.int32) if sites else np.zeros((0, dim), np.int32)
-    _write_output(path, np.array(candidates, dtype=CANDIDATE_DTYPE), np.array(truth, dtype=TRUE_DTYPE), coords,
-                  np.array([len(x) for x in sites], np.int64))
+    return {"candidates": np.array(candidates, dtype=CANDIDATE_DTYPE),
+            "true_clusters": np.array(truth, dtype=TRUE_DTYPE), "sites/coords": coords,
+            "sites/offsets": np.concatenate([[0], np.cumsum([len(x) for x in sites])]).astype(np.int64)}
 
 
 def read_output(path) -> dict:
     """The tables (and candidate sites) of a ``lartpcnet michel`` output file."""
-    import h5py
+    from lartpcnet.io_utils import open_output
 
-    from lartpcnet.errors import DataError
-
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise DataError(f"cannot be opened as HDF5 ({err})", file=str(path)) from err
-    with f:
-        if f.attrs.get("format") != "lartpcnet-michel":
-            raise DataError("is not a lartpcnet michel output", file=str(path), field="format")
+    with open_output(path, FORMAT, "lartpcnet michel output") as f:
         return {"candidates": f["candidates"][:], "true_clusters": f["true_clusters"][:],
                 "coords": f["sites/coords"][:], "offsets": f["sites/offsets"][:],
                 "config": f.attrs.get("config", "{}"), "job": f.attrs.get("job", "{}")}
 
 
-def _merge(job, out, config: MichelConfig, dim: int) -> dict:
-    parts = [read_output(job.path(k)) for k in range(job.n_parts)]
-    candidates = np.concatenate([p["candidates"] for p in parts]) if parts else np.zeros(0, CANDIDATE_DTYPE)
-    truth = np.concatenate([p["true_clusters"] for p in parts]) if parts else np.zeros(0, TRUE_DTYPE)
-    coords = np.concatenate([p["coords"] for p in parts]) if parts else np.zeros((0, dim), np.int32)
-    sizes = np.concatenate([np.diff(p["offsets"]) for p in parts]) if parts else np.zeros(0, np.int64)
-    _write_output(out, candidates, truth, coords, sizes, config, job.job)
-    job.cleanup()
-    return {"candidates": candidates, "true_clusters": truth}
-
-
-def run(model_spec: str, out: str, input_path: str | None = None, sample: str | None = None, events: int = 100,
-        seed: int = 12345, plane: int | None = None, config: MichelConfig | None = None,
-        add_showers: bool = False, plots: str | None = None, part_size: int = 20,
-        progress: bool = True, tta: bool = False) -> dict:
-    """``lartpcnet michel``: segmentation, reconstruction, matching, metrics; resumable output."""
+def run(model_spec, out: str | None = None, input_path: str | None = None, sample: str | None = None,
+        events: int = 100, seed: int = 12345, plane: int | None = None, config: MichelConfig | None = None,
+        add_showers: bool = False, plots: str | None = None, part_size: int | None = None, progress: bool = True,
+        tta: bool = False, batch_size: int = 4, overwrite: bool = False) -> dict:
+    """``lartpcnet michel``: segmentation, reconstruction, matching, metrics. ``out``: the
+    candidates, true clusters and candidate sites as a resumable HDF5 file (none when None)."""
+    import json
     import sys
+    import tempfile
     import time
     from pathlib import Path
 
     from tqdm import tqdm
 
-    from lartpcnet import inference
-    from lartpcnet.parts import PartsJob
+    from lartpcnet import runner
+    from lartpcnet.data.source import EventSource, command_line_source
+    from lartpcnet.errors import UserError
+    from lartpcnet.parts import PartsJob, read_tables
 
     config = config or MichelConfig()
-    with inference.event_source(input_path, sample, events, seed) as (event_at, indices, where):
-        n_events = len(indices)
-        _dbscan(np.zeros((1, 3)), 1.0, 1)  # imports scikit-learn now, not inside the timed reconstruction
-        model = inference.load_model(model_spec, tta=tta)
-        if plane is not None:
-            model.plane = plane
-        job = PartsJob(out, {"model": str(model.source), "input": input_path and str(Path(input_path).resolve()),
-                             "sample": sample, "seed": seed if sample else None, "events": n_events,
-                             "plane": model.plane, "config": config.model_dump(), "add_showers": add_showers,
-                             "tta": tta},
-                       n_events, part_size)
-        bar = tqdm(total=n_events, initial=job.done_items(), desc="michel", unit="event", disable=not progress,
+    source = command_line_source(input_path, sample, events, seed)
+    model = model_spec if isinstance(model_spec, runner.LoadedModel) else runner.load_model(model_spec, tta=tta)
+    if "michel" not in model.task.post_steps:
+        raise UserError(f"michel runs on segmentation networks; {model.settings.source} is a {model.task.name} model")
+    if plane is not None:
+        model = model.with_settings(plane=plane)
+    if out is not None:
+        runner.check_output(out, [input_path], overwrite)
+    scratch = None if out is not None else tempfile.TemporaryDirectory(prefix="lartpcnet-michel-")
+    target = Path(out) if out is not None else Path(scratch.name) / "michel.h5"
+    _dbscan(np.zeros((1, 3)), 1.0, 1)  # imports scikit-learn now, not inside the timed reconstruction
+    dim = model.output_dim
+    record = {"model": model.settings.sha256, "source": source.model_dump(), "settings":
+              model.settings.model_dump(include={"data", "precision", "tta"}), "config": config.model_dump(),
+              "add_showers": add_showers, "input": runner.file_identity(input_path) if input_path else None}
+    reco_seconds, reco_events, relabelled = 0.0, 0, True
+    with EventSource(source) as event_source:
+        n_events = len(event_source)
+        job = PartsJob(target, record, n_events)
+        todo = job.todo()
+        bar = tqdm(total=n_events, initial=n_events - len(todo), desc="michel", unit="event", disable=not progress,
                    file=sys.stderr)
-        reco_seconds, reco_events, relabelled = 0.0, 0, True
-        dim = 3 if model.plane is None else 2
-        for k in job.missing():
-            candidates, truth, sites = [], [], []
-            for i in job.items_of(k):
-                event = event_at(i)
-                image = event.image(model.plane, where, i)
-                coords, predicted, scores = inference.predict_scores(model, image)
+
+        def batches():
+            nonlocal reco_seconds, reco_events, relabelled
+            # one event at a time, so a part is closed as soon as it is full, mid-batch too
+            for k, (i, event, _, output) in zip(todo, runner.predicted(model, event_source, todo, batch_size, bar),
+                                                strict=True):
+                predicted = output.label
                 if config.michel_score > 0:
-                    predicted = michel_at_score(predicted, scores, config.michel_score)
-                window = np.ones(len(image), bool)
-                if model.adc_window is not None:
-                    window = (image.values >= model.adc_window[0]) & (image.values <= model.adc_window[1])
-                seen = image.select(window)  # the sites the network labelled, in the same order
-                semantic, ok = _truth_labels(seen, event.particles)
+                    predicted = michel_at_score(predicted, output.scores, config.michel_score)
+                semantic, ok = _truth_labels(output.truth, output.extra["instance"], event.particles)
                 relabelled &= ok
                 started = time.perf_counter()
-                rows, true_rows, cand_sites = reconstruct_event(i, coords, predicted, seen.values, semantic,
-                                                                seen.instance, _kinetic_of_michels(event.particles),
-                                                                config, add_showers)
+                result = reconstruct_event(i, output.coords, predicted, output.extra["values"], semantic,
+                                           output.extra["instance"], _kinetic_of_michels(event.particles), config,
+                                           add_showers)
                 reco_seconds += time.perf_counter() - started
                 reco_events += 1
-                candidates += rows
-                truth += true_rows
-                sites += cand_sites
-                bar.update(1)
-            _write_part(job.path(k), candidates, truth, sites, dim)
+                yield [k], [result]
+
+        def write(path, items, results):
+            from lartpcnet.parts import write_tables
+
+            write_tables(path, {"format": FORMAT}, _tables([r for res in results for r in res[0]],
+                                                           [t for res in results for t in res[1]],
+                                                           [c for res in results for c in res[2]], dim))
+
+        job.run(batches(), write, part_size, runner.PART_SECONDS)
         bar.close()
-    tables = _merge(job, out, config, dim)
-    report = {"model": model.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
-              "events": n_events, "out": out, "tta": tta, "truth_relabelled": relabelled,
+    job_record = {"model": model.settings.source, "input": input_path and str(Path(input_path).resolve()),
+                  "sample": sample, "seed": seed if sample else None, "events": n_events,
+                  "plane": model.settings.data.plane, "tta": model.settings.tta}
+    job.merge({"format": FORMAT, "config": json.dumps(config.model_dump()), "job": json.dumps(job_record)},
+              _tables([], [], [], dim))
+    tables = read_tables(target)
+    if scratch is not None:
+        scratch.cleanup()
+    report = {"model": model.settings.source, "input": input_path, "sample": sample, "seed": seed if sample else None,
+              "events": n_events, "out": out, "tta": model.settings.tta, "truth_relabelled": relabelled,
               "reco_ms_per_event": 1e3 * reco_seconds / reco_events if reco_events else None,
               **metrics(tables["candidates"], tables["true_clusters"], config.min_pixels)}
     if plots:
@@ -420,12 +406,13 @@ def run(model_spec: str, out: str, input_path: str | None = None, sample: str | 
 
 def plot(candidates: np.ndarray, folder, add_showers: bool = False, dim: int = 3) -> list:
     """Fig. 14 (pixel counts, true vs candidate), Fig. 15 (primary-ionization energy, candidate
-    vs true) and the reconstructed spectrum with the 52.8 MeV edge."""
+    vs true) and the reconstructed spectrum with the 52.83 MeV edge."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from lartpcnet.sim.physics import MICHEL_ENDPOINT  # the spectrum's kinetic-energy edge (PDG)
     from lartpcnet.viz.plots import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -461,8 +448,8 @@ def plot(candidates: np.ndarray, folder, add_showers: bool = False, dim: int = 3
     if dim == 3:
         kinetic = matched["true_kinetic"][np.isfinite(matched["true_kinetic"])]
         ax.hist(kinetic, bins=bins, histtype="step", ls="--", label="true Michel kinetic energy (matched)")
-        ax.axvline(MICHEL_ELECTRON_ENDPOINT, color="k", lw=0.8, ls=":")
-        ax.text(MICHEL_ELECTRON_ENDPOINT, ax.get_ylim()[1] * 0.9, " 52.8 MeV", fontsize=7)
+        ax.axvline(MICHEL_ENDPOINT, color="k", lw=0.8, ls=":")
+        ax.text(MICHEL_ENDPOINT, ax.get_ylim()[1] * 0.9, f" {MICHEL_ENDPOINT:.1f} MeV", fontsize=7)
     ax.set_xlabel(f"reconstructed Michel energy [{unit}]")
     ax.set_ylabel("candidates")
     ax.legend(fontsize=7)

@@ -12,7 +12,8 @@ from itertools import combinations
 
 import numpy as np
 
-NEUTRINO = 2
+from lartpcnet.data.labels import NEUTRINO
+
 PAPER_ROWS = 640
 
 
@@ -86,3 +87,42 @@ def plot_roc(points: list[dict], path, marked: int = 100) -> object:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path, title="selection ROC over the neutrino-pixel cut")
+
+
+def select(model_spec, input_path: str | None = None, sample: str | None = None, events: int = 100, seed: int = 0,
+           min_pixels: int = 100, max_row_separation: float | None = None, out: str | None = None,
+           batch_size: int = 1, progress: bool = True, device: str = "auto", tta: bool = False) -> dict:
+    """``lartpcnet select``: the neutrino event selection with its efficiencies and ROC curve."""
+    import sys
+    from pathlib import Path
+
+    from tqdm import tqdm
+
+    from lartpcnet import runner
+    from lartpcnet.data.source import EventSource, command_line_source
+    from lartpcnet.errors import UserError
+
+    source = command_line_source(input_path, sample, events, seed)
+    model = model_spec if isinstance(model_spec, runner.LoadedModel) else runner.load_model(model_spec, device,
+                                                                                            tta=tta)
+    if "select" not in model.task.post_steps:
+        raise UserError(f"select needs a cosmic tagger; {model_spec} is a {model.settings.name} model")
+    rows = []
+    with EventSource(source) as event_source:
+        bar = tqdm(total=len(event_source), desc="select", unit="event", disable=not progress, file=sys.stderr)
+        for i, _, item, output in runner.predicted(model, event_source, event_source.indices(), batch_size, bar):
+            neutrino = output.label == NEUTRINO
+            counts, means = plane_summaries([output.coords[neutrino & (output.coords[:, 0] == p), 1]
+                                             for p in range(len(item.planes))])
+            rows.append({"event": i, "kind": item.kind or "unknown", "counts": counts, "means": means,
+                         "rows": item.planes[0].shape[0]})
+        bar.close()
+    cut = max_row_separation if max_row_separation is not None else (row_cut_for(rows[0]["rows"]) if rows else 50.0)
+    report = {"model": model.settings.source, "input": input_path, "sample": sample, "tta": model.settings.tta,
+              "min_pixels": min_pixels, "max_row_separation": cut, **efficiencies(rows, min_pixels, cut),
+              "selected": [r["event"] for r in rows if selected(r["counts"], r["means"], min_pixels, cut)]}
+    report["roc"] = roc(rows, max_row_separation=cut)
+    if out is not None:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        report["roc_plot"] = str(plot_roc(report["roc"], Path(out) / "selection_roc.png", min_pixels))
+    return report

@@ -15,7 +15,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from lartpcnet.data.h5format import EventFile, EventWriter
-from lartpcnet.parts import PartsJob
+from lartpcnet.errors import UserError
+from lartpcnet.parts import PartsJob, chunked
 from lartpcnet.sim.samples import SampleConfig, generate_event, load_sample
 
 _CONFIG: SampleConfig | None = None
@@ -37,17 +38,16 @@ def simulate(sample: str, events: int, seed: int, out: str | Path, workers: int 
              progress: bool = True) -> dict:
     """Simulates ``events`` events of ``sample`` into ``out``; returns a summary."""
     if events < 1:
-        raise ValueError(f"--events must be at least 1, got {events}")
+        raise UserError(f"--events must be at least 1, got {events}")
     if workers < 1:
-        raise ValueError(f"--workers must be at least 1, got {workers}")
+        raise UserError(f"--workers must be at least 1, got {workers}")
     config = load_sample(sample)
     out = Path(out)
-    job = PartsJob(out, {"sample": config.model_dump(mode="json"), "events": events, "seed": seed}, events,
-                   part_size)
+    job = PartsJob(out, {"sample": config.model_dump(mode="json"), "events": events, "seed": seed}, events)
     attrs = {"sample": config.name, "geometry": config.geometry, "seed": seed,
              "config": json.dumps(config.model_dump(mode="json"), sort_keys=True)}
-    todo = job.missing()
-    done_events = job.done_items()
+    todo = job.todo()
+    done_events = events - len(todo)
     start = time.perf_counter()
     bar = tqdm(total=events, initial=done_events, desc=f"simulate {config.name}", unit="event", disable=not progress)
     context = multiprocessing.get_context("fork") if workers > 1 else None
@@ -55,9 +55,9 @@ def simulate(sample: str, events: int, seed: int, out: str | Path, workers: int 
     if pool is None:
         _init(config.model_dump_json(), seed)
     try:
-        for k in todo:
-            results = pool.imap(_one, job.items_of(k), chunksize=4) if pool else map(_one, job.items_of(k))
-            with EventWriter(job.path(k), attrs) as writer:
+        for run in chunked(todo, part_size):
+            results = pool.imap(_one, run, chunksize=4) if pool else map(_one, run)
+            with EventWriter(job.part_path(run[0], run[-1] + 1), attrs) as writer:
                 for event in results:
                     writer.append([event])
                     bar.update(1)
@@ -67,8 +67,8 @@ def simulate(sample: str, events: int, seed: int, out: str | Path, workers: int 
         bar.close()
     elapsed = time.perf_counter() - start
     with EventWriter(out, attrs) as writer:
-        for k in range(job.n_parts):
-            with EventFile(job.path(k)) as part:
+        for _, _, path in job.parts():
+            with EventFile(path) as part:
                 for event in part:
                     writer.append([event])
     job.cleanup()

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lartpcnet.data.event import INTERACTION_DTYPE, Event
 from lartpcnet.data.labels import COSMIC, NEUTRINO
-from lartpcnet.errors import DataError
+from lartpcnet.errors import DataError, UserError
 from lartpcnet.sim import detector as D
 from lartpcnet.sim import generators as G
 from lartpcnet.sim.transport import Transport, TransportConfig
@@ -121,8 +121,8 @@ def load_sample(name_or_path: str) -> SampleConfig:
         folder = resources.files("lartpcnet.sim") / "samples"
         entry = folder / f"{name_or_path}.yaml"
         if not entry.is_file():
-            raise ValueError(f"unknown sample {name_or_path!r}; choose one of {', '.join(sample_names())} "
-                             "or give a YAML file")
+            raise UserError(f"unknown sample {name_or_path!r}; choose one of {', '.join(sample_names())} "
+                            "or give a YAML file")
         text, source = entry.read_text(), f"sample {name_or_path}"
     try:
         return SampleConfig.model_validate(yaml.safe_load(text))

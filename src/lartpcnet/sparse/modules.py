@@ -82,8 +82,8 @@ class SubmanifoldConv(SparseConvBase):
 
 
 class _Resampling(SparseConvBase):
-    def __init__(self, dim: int, in_channels: int, out_channels: int, kernel_size: int, stride: int, padding: int,
-                 bias: bool) -> None:
+    def __init__(self, dim: int, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
+                 padding: int = 0, bias: bool = False) -> None:
         super().__init__(dim, in_channels, out_channels, kernel_size, bias)
         self.stride = stride
         self.padding = padding
@@ -104,10 +104,6 @@ class StridedConv(_Resampling):
     whose receptive field holds at least one active input.
     """
 
-    def __init__(self, dim: int, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
-                 padding: int = 0, bias: bool = False) -> None:
-        super().__init__(dim, in_channels, out_channels, kernel_size, stride, padding, bias)
-
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)
         return backend.current().strided(self, x)
@@ -120,10 +116,6 @@ class TransposedConv(_Resampling):
 
     Equal to a dense ``conv_transposeNd`` read at those sites.
     """
-
-    def __init__(self, dim: int, in_channels: int, out_channels: int, kernel_size: int = 2, stride: int = 2,
-                 padding: int = 0, bias: bool = False) -> None:
-        super().__init__(dim, in_channels, out_channels, kernel_size, stride, padding, bias)
 
     def forward(self, x: SparseTensor) -> SparseTensor:
         self._check_input(x)

@@ -7,12 +7,14 @@ tensor's cache by every layer of one resolution level, as the native kernel maps
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
-from lartpcnet.sparse.backend import ConvLayer
 from lartpcnet.sparse.tensor import SparseTensor
+
+if TYPE_CHECKING:  # the interface this implements; backend imports this module when spconv is chosen
+    from lartpcnet.sparse.backend import ConvLayer
 
 # Only benchmarks/check_spconv_backend.py sets this, after pinning spconv to one thread and
 # patching its stream call, to check this adapter against spconv's CPU build.

@@ -8,7 +8,9 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lartpcnet.errors import DataError
+from lartpcnet.data.settings import InputSettings
+from lartpcnet.data.source import DataSource
+from lartpcnet.errors import DataError, UserError
 
 
 class _Strict(BaseModel):
@@ -20,65 +22,30 @@ class ModelSection(_Strict):
     network: dict = {}
     loss: dict = {}
 
-
-class DataSource(_Strict):
-    """Events simulated on the fly from a sample (``sample``, ``seed``), from a weighted mixture of samples
-    (``mix``: each event is drawn from one of them), or read from ``file``."""
-
-    sample: str | None = None
-    mix: dict[str, float] | None = None  # sample name -> relative weight, e.g. {pilarnet3d: 1, michel: 1}
-    seed: int = 0
-    file: str | None = None
-    events: int | None = Field(None, ge=1)  # validation/evaluation size; training streams forever
-
     @model_validator(mode="after")
-    def _one_source(self) -> DataSource:
-        if sum(x is not None for x in (self.sample, self.mix, self.file)) != 1:
-            raise ValueError("give exactly one of sample, mix or file")
-        if self.mix is not None:
-            if not self.mix:
-                raise ValueError("mix names no sample; give sample names with relative weights")
-            bad = {name: w for name, w in self.mix.items() if not w > 0}
-            if bad:
-                raise ValueError(f"mix weights must be positive, got {bad}")
-        from lartpcnet.sim.samples import load_sample  # lazy: the simulator is only needed for samples
+    def _known_settings(self) -> ModelSection:
+        """``network`` and ``loss`` checked against the registered model's settings, so a typo
+        inside them names its field as the top-level keys do."""
+        from lartpcnet.models.registry import spec
 
-        for name in self.samples():  # here, not in a data-loader worker whose traceback hides the name
-            load_sample(name)
+        entry = spec(self.name)
+        for section, check in (("network", entry.network_config), ("loss", entry.loss_config)):
+            values = {**(entry.network_defaults or {}), **self.network} if section == "network" else self.loss
+            try:
+                check.model_validate(values)
+            except ValidationError as err:
+                first = err.errors()[0]
+                where = ".".join(str(x) for x in first["loc"])
+                raise ValueError(f"{section}.{where}: {first['msg']}") from None
         return self
 
-    def samples(self) -> dict[str, float]:
-        """The simulated samples events come from, with their relative weights (empty for a file)."""
-        if self.mix is not None:
-            return dict(self.mix)
-        return {self.sample: 1.0} if self.sample is not None else {}
 
-    def describe(self) -> str:
-        """How errors and logs name this source."""
-        if self.file is not None:
-            return self.file
-        if self.mix is not None:
-            return "mix " + "+".join(self.mix)
-        return f"sample {self.sample}"
+class DataSection(InputSettings):
+    """Where training and validation events come from, and how inputs are made (InputSettings)."""
 
-
-class DataSection(_Strict):
     train: DataSource
     validation: DataSource
-    plane: int | None = 2  # wire plane to train on (SparseSSNet trains one network per plane); None: voxels
-    adc_window: tuple[float, float] | None = (10.0, 300.0)
-    feature_scale: float = Field(100.0, gt=0)  # input feature = value / scale (100 for ADC, 1 for MeV voxels)
     workers: int = Field(0, ge=0)  # processes simulating or reading training batches
-    # Michel/delta sites off the primary electron's own ionization become shower (Domine & Terao VI)
-    relabel_secondaries: bool = False
-    downsample: int = Field(1, ge=1)  # tagger: merge factor x factor pixels (2: the SBND paper's 50 % images)
-    threshold: float | None = None  # tagger: pixels below this many ADC are not in the sparse set
-
-    @model_validator(mode="after")
-    def _window_in_order(self) -> DataSection:
-        if self.adc_window is not None and not self.adc_window[0] < self.adc_window[1]:
-            raise ValueError(f"adc_window must be [low, high] with low < high, got {list(self.adc_window)}")
-        return self
 
 
 class OptimizerSection(_Strict):
@@ -106,9 +73,40 @@ class TrainConfig(_Strict):
     iterations: int = Field(1000, ge=1)  # optimiser steps
     validate_every: int = Field(250, ge=1)
     checkpoint_every: int = Field(250, ge=1)
-    seed: int = 0
+    seed: int = Field(0, ge=0)
     amp: bool = False  # mixed precision: fp16 with loss scaling on GPU, bf16 on CPU (~1.6x faster with bf16 units)
     device: str = "auto"
+    # settings of the reconstruction that runs on this network's output, stored with the weights
+    # (e.g. michel: {track_classes: "MIP,HIP"}); each post step validates its own
+    post: dict[str, dict] = {}
+
+    @model_validator(mode="after")
+    def _known_post_steps(self) -> TrainConfig:
+        from lartpcnet.models.registry import spec
+
+        offered = spec(self.model.name).task.post_steps
+        unknown = sorted(set(self.post) - set(offered))
+        if unknown:
+            raise ValueError(f"post step(s) {unknown} do not run on {self.model.name!r} models (they offer: "
+                             f"{', '.join(offered) or 'none'})")
+        if "michel" in self.post:
+            from lartpcnet.reco.michel import MichelConfig
+
+            MichelConfig.model_validate(self.post["michel"])
+        return self
+
+
+def _set(raw: dict, item: str) -> None:
+    key, sep, value = item.partition("=")
+    if not sep or not key:
+        raise UserError(f"--set needs key=value, got {item!r}")
+    node = raw
+    parts = key.split(".")
+    for depth, part in enumerate(parts[:-1]):
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise UserError(f"--set {item}: {'.'.join(parts[: depth + 1])} is {node!r}, not a section with keys")
+    node[parts[-1]] = yaml.safe_load(value)
 
 
 def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainConfig:
@@ -118,19 +116,19 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         raw = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise
-    except yaml.YAMLError as err:
-        raise DataError(f"not valid YAML ({err})", file=str(path)) from err
+    except (yaml.YAMLError, UnicodeDecodeError) as err:
+        raise DataError(f"not valid YAML ({str(err).splitlines()[0]})", file=str(path)) from err
+    if not isinstance(raw, dict):
+        raise DataError("is not a training config (a YAML mapping with name, model, data, ...)", file=str(path))
     for item in overrides or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set needs key=value, got {item!r}")
-        node = raw
-        parts = key.split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = yaml.safe_load(value)
+        _set(raw, item)
     try:
         return TrainConfig.model_validate(raw)
     except ValidationError as err:
         first = err.errors()[0]
-        raise DataError(first["msg"], file=str(path), field=".".join(str(x) for x in first["loc"])) from err
+        where = ".".join(str(x) for x in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        if where == "model" and ": " in message:  # the section named inside the message
+            inner, message = message.split(": ", 1)
+            where = f"model.{inner}"
+        raise DataError(message, file=str(path), field=where) from err

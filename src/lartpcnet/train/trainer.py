@@ -1,22 +1,29 @@
 """``lartpcnet train``: one training loop for every registered model, on CPU or GPU, alone or under torchrun.
 
+What a batch holds, its loss and its validation metrics are the model's task's (``lartpcnet.tasks``);
+validation is ``runner.score``, the metrics path of ``lartpcnet evaluate``.
+
 Determinism: batch k is made of events [k B, (k + 1) B) of the training source, whoever makes it
 (worker processes stripe the batches, DDP ranks take every R-th), so a resumed run sees exactly
 the batches the uninterrupted run would have, and its weights come out bit-identical.
-Checkpoints and logs are written atomically; ``--resume`` continues from the newest checkpoint.
+Checkpoints and logs are written atomically; ``--resume`` continues from the newest checkpoint
+that loads. A batch with no site the network would see is skipped (no step) and counted.
 """
 
 from __future__ import annotations
 
 import csv
+import ctypes
 import io
 import json
 import math
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -24,96 +31,49 @@ import yaml
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from tqdm import tqdm
 
-import lartpcnet.data as data
-from lartpcnet import checkpoint
-from lartpcnet.data.event import Event, SparseImage
-from lartpcnet.data.labels import relabel_secondaries
-from lartpcnet.errors import DataError
+from lartpcnet import checkpoint, runner
+from lartpcnet.data.settings import InputSettings
+from lartpcnet.data.source import DataSource, EventSource
+from lartpcnet.errors import DataError, UserError
 from lartpcnet.io_utils import atomic_path, atomic_write_text
-from lartpcnet.models.registry import MODELS, build
-from lartpcnet.sim.samples import generate_event, load_sample
-from lartpcnet.train.config import DataSource, TrainConfig
-from lartpcnet.train.tasks import TASKS, TaggingItem, tagging_item
-
-MIX_STREAM = 0x6D6978  # third seed word of the stream that picks a mixture's sample per event
-
-
-class EventSource:
-    """Event i of a simulated sample or mixture of samples (seed fixed), or of a file (cycling)."""
-
-    def __init__(self, source: DataSource, plane: int | None, relabel_secondaries: bool = False,
-                 task: str = "segmentation", downsample: int = 1) -> None:
-        self.source, self.plane, self.relabel = source, plane, relabel_secondaries
-        self.task, self.downsample = task, downsample
-        samples = source.samples()
-        self._configs = [load_sample(name) for name in samples]
-        if relabel_secondaries:
-            self._configs = [c.model_copy(update={"relabel_secondaries": True}) for c in self._configs]
-        weights = np.array(list(samples.values()), dtype=float)
-        self._weights = weights / weights.sum() if samples else weights
-        self._reader = None
-
-    def sample_of(self, index: int) -> int:
-        """Which of the source's samples event ``index`` comes from (seeded by seed and index alone)."""
-        if len(self._configs) == 1:
-            return 0
-        return int(np.random.default_rng([self.source.seed, index, MIX_STREAM]).choice(len(self._configs),
-                                                                                     p=self._weights))
-
-    def item(self, index: int) -> SparseImage | TaggingItem:
-        """What one batch entry holds for this task: an image, or an event's planes."""
-        if self.task == "tagging":
-            return tagging_item(self.event(index), self.downsample)
-        return self.image(index)
-
-    def event(self, index: int) -> Event:
-        if self._configs:
-            return generate_event(self._configs[self.sample_of(index)], self.source.seed, index)
-        if self._reader is None:  # opened lazily: each worker process opens its own
-            self._reader = data.open(self.source.file)
-        event = self._reader[index % len(self._reader)]
-        if self.relabel:
-            event = _relabelled(event, self.source.file, index)
-        return event
-
-    def image(self, index: int) -> SparseImage:
-        """The wire plane ``data.plane`` of event ``index``, or its voxels when that is null."""
-        return self.event(index).image(self.plane, self.source.describe(), index)
-
-
-def _relabelled(event: Event, file: str, index: int) -> Event:
-    """The event with its Michel/delta secondaries labelled shower (needs the particle table)."""
-    if event.particles is None:
-        raise DataError("has no particle table, which data.relabel_secondaries needs", file=file, event=index,
-                        field="particles")
-    images = [event.voxels] if event.voxels is not None else []
-    images += list(event.planes)
-    for image in images:
-        image.semantic = relabel_secondaries(image.semantic, image.instance, event.particles).astype(np.int8)
-    return event
+from lartpcnet.models.registry import build, spec
+from lartpcnet.tasks import Task
+from lartpcnet.train.config import TrainConfig
 
 
 class BatchStream(IterableDataset):
-    """Lists of images, batch after batch, from ``first_batch`` on (this rank's share)."""
+    """Lists of task items, batch after batch, from ``first_batch`` on (this rank's share)."""
 
-    def __init__(self, source: DataSource, plane: int | None, batch_size: int, first_batch: int,
-                 rank: int = 0, world: int = 1, relabel_secondaries: bool = False, task: str = "segmentation",
-                 downsample: int = 1) -> None:
+    def __init__(self, source: DataSource, settings: InputSettings, task: Task, batch_size: int, first_batch: int,
+                 rank: int = 0, world: int = 1) -> None:
         super().__init__()
-        self.source, self.plane, self.batch_size = source, plane, batch_size
-        self.relabel, self.task, self.downsample = relabel_secondaries, task, downsample
+        self.source, self.settings, self.task, self.batch_size = source, settings, task, batch_size
         self.first_batch, self.rank, self.world = first_batch, rank, world
 
-    def __iter__(self) -> Iterator[list[SparseImage]]:
+    def __iter__(self) -> Iterator[list[Any]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info else (0, 1)
-        events = EventSource(self.source, self.plane, self.relabel, self.task, self.downsample)
+        parent = os.getppid()
+        events = EventSource(self.source, self.settings.relabel_secondaries, cycle=True)
         j = worker
         while True:
+            if info is not None and os.getppid() != parent:  # the trainer is gone: so is its worker
+                return
             batch = (self.first_batch + j) * self.world + self.rank
             start = batch * self.batch_size
-            yield [events.item(i) for i in range(start, start + self.batch_size)]
+            yield [self.task.item(events.event(i), self.settings, events.where, i)
+                   for i in range(start, start + self.batch_size)]
             j += workers
+
+
+def _die_with_parent(worker_id: int) -> None:
+    """DataLoader workers get SIGKILL when the trainer dies, even by kill -9 (Linux), instead of
+    living on with their memory."""
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
 
 
 def _device(name: str) -> torch.device:
@@ -139,14 +99,11 @@ def _schedule(config: TrainConfig):
     return lambda it: factor(it) * min(1.0, (it + 1) / s.warmup)
 
 
-def validate(net, config: TrainConfig, items: list, device: torch.device) -> dict:
-    """Metrics of the network on the validation entries (eval mode, batches of ``batch_size``)."""
-    _, task_validate = TASKS[MODELS[config.model.name].task]
-    net.eval()
-    with torch.no_grad():
-        metrics = task_validate(net, items, config.data, config.batch_size, device)
-    net.train()
-    return metrics
+def validation_items(config: TrainConfig, task: Task) -> list[Any]:
+    source = config.data.validation
+    events = EventSource(source.model_copy(update={"events": source.events or 32}), config.data.relabel_secondaries)
+    with events:
+        return [task.item(events.event(i), config.data, events.where, i) for i in events.indices()]
 
 
 def _checkpoints(out: Path) -> list[Path]:
@@ -177,14 +134,13 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     torch.manual_seed(config.seed)
     net, loss_fn = build(config.model.name, config.model.network, config.model.loss)
     net.to(device)
-    task = MODELS[config.model.name].task
-    task_loss, _ = TASKS[task]
+    task = spec(config.model.name).task
     optimiser = _optimiser(config, net)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimiser, _schedule(config))
     start = 0
     existing = _checkpoints(out)
     if existing and not resume:
-        raise ValueError(f"{out} already holds checkpoints; add --resume to continue or choose another --out")
+        raise UserError(f"{out} already holds checkpoints; add --resume to continue or choose another --out")
     if resume and existing:
         _check_settings(out, config, explicit, rank == 0)
         state = _newest_loadable(existing, device)
@@ -206,15 +162,12 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
         (out / "checkpoints").mkdir(parents=True, exist_ok=True)
         atomic_write_text(out / "config.yaml", json.dumps(config.model_dump(mode="json"), indent=1))
         _truncate_logs(out, start)
-    validation = []
-    if writer:
-        val_source = EventSource(config.data.validation, config.data.plane, config.data.relabel_secondaries, task,
-                                 config.data.downsample)
-        validation = [val_source.item(i) for i in range(config.data.validation.events or 32)]
-    stream = BatchStream(config.data.train, config.data.plane, config.batch_size, start * config.accumulate,
-                         rank, world, config.data.relabel_secondaries, task, config.data.downsample)
-    loader = iter(DataLoader(stream, batch_size=None, num_workers=config.data.workers,
-                             persistent_workers=config.data.workers > 0))
+    validation = validation_items(config, task) if writer else []
+    stream = BatchStream(config.data.train, config.data, task, config.batch_size, start * config.accumulate, rank,
+                         world)
+    workers = config.data.workers
+    loader = iter(DataLoader(stream, batch_size=None, num_workers=workers, persistent_workers=workers > 0,
+                             worker_init_fn=_die_with_parent if workers else None))
     # amp: fp16 with loss scaling on GPU; bf16 on CPU (same exponent range as fp32, no scaling)
     use_amp = config.amp
     amp_dtype = torch.float16 if device.type == "cuda" else torch.bfloat16
@@ -224,16 +177,24 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
     started = time.perf_counter()
     last_metrics: dict = {}
     last_validation = _last_validation(out) if writer else None
+    skipped = 0
     for iteration in range(start, config.iterations):
-        total = 0.0
+        total, used = 0.0, 0
         for _ in range(config.accumulate):
-            images = next(loader)
+            items = next(loader)
+            if task.is_empty(items, config.data):  # nothing to learn from (and no graph to step)
+                skipped += 1
+                continue
             with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-                loss = task_loss(model, net, loss_fn, images, config.data, device)
+                loss = task.loss(model, net, loss_fn, items, config.data, device)
             scaler.scale(loss / config.accumulate).backward()
             total += float(loss.detach()) / config.accumulate
-        scaler.step(optimiser)
-        scaler.update()
+            used += 1
+        if used:
+            scaler.step(optimiser)
+            scaler.update()
+        else:
+            total = float("nan")
         optimiser.zero_grad(set_to_none=True)
         scheduler.step()
         step = iteration + 1
@@ -243,20 +204,22 @@ def train(config: TrainConfig, out: str | Path, resume: bool = False, progress: 
             _append_csv(out / "log.csv", {"iteration": step, "loss": total, "lr": scheduler.get_last_lr()[0],
                                           "seconds": round(time.perf_counter() - started, 3)})
         if writer and (step % config.validate_every == 0 or step == config.iterations):
-            last_metrics = validate(net, config, validation, device)
+            last_metrics = runner.score(net, task, validation, config.data, config.batch_size, device)
             last_validation = (step, last_metrics)
             with open(out / "validation.jsonl", "a") as f:
                 f.write(json.dumps({"iteration": step, **last_metrics}) + "\n")
-            plot_curves(out)
+            plot_curves(out, task.curves)
         if writer:
-            _write_status(out, step, config.iterations, last_validation, time.perf_counter() - started, step - start)
+            _write_status(out, step, config.iterations, last_validation, time.perf_counter() - started, step - start,
+                          task.headline)
         if writer and (step % config.checkpoint_every == 0 or step == config.iterations):
             save_checkpoint(out / "checkpoints" / f"ckpt-{step}.pt", net, optimiser, scheduler, step, config)
         if distributed:
             torch.distributed.barrier()
     bar.close()
     summary = {"name": config.name, "out": str(out), "iterations": config.iterations, "resumed_from": start,
-               "seconds": round(time.perf_counter() - started, 3), "world_size": world, "validation": last_metrics}
+               "seconds": round(time.perf_counter() - started, 3), "world_size": world, "validation": last_metrics,
+               "skipped_empty_batches": skipped, "headline": task.headline[0]}
     if distributed:
         summary["ranks_in_sync"] = _ranks_in_sync(net)
         torch.distributed.destroy_process_group()
@@ -290,11 +253,9 @@ def _optimiser(config: TrainConfig, net) -> torch.optim.Optimizer:
     return cls(net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
 
 
-def _initialise(net, spec: str, device, out: Path | None) -> int:
-    """Loads the weights of ``spec`` (shipped name or checkpoint) into ``net``; their iteration."""
-    from lartpcnet.inference import weights_path
-
-    path = weights_path(spec)
+def _initialise(net, weights: str, device, out: Path | None) -> int:
+    """Loads the weights of ``weights`` (shipped name or checkpoint) into ``net``; their iteration."""
+    path = runner.weights_path(weights)
     state = checkpoint.load_checkpoint(path, device)
     try:
         net.load_state_dict(state["model"])
@@ -304,7 +265,7 @@ def _initialise(net, spec: str, device, out: Path | None) -> int:
     start = int(state.get("iteration") or 0)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        _log_change(out, start, f"started from the weights of {spec} ({path}, iteration {start}); their optimizer "
+        _log_change(out, start, f"started from the weights of {weights} ({path}, iteration {start}); their optimizer "
                     "state is not stored with them, so the optimizer starts anew")
     return start
 
@@ -389,9 +350,6 @@ def _newest_loadable(paths: list[Path], device) -> dict:
     raise DataError(f"no checkpoint loads ({len(errors)} tried; newest: {errors[0]})", file=str(paths[-1].parent))
 
 
-HEADLINE = ("mean_iou", "nonzero_accuracy", "icpf_mean")  # the first a task reports leads the status line
-
-
 def _last_validation(out: Path) -> tuple[int, dict] | None:
     path = out / "validation.jsonl"
     lines = path.read_text().splitlines() if path.exists() else []
@@ -402,12 +360,12 @@ def _last_validation(out: Path) -> tuple[int, dict] | None:
 
 
 def _write_status(out: Path, step: int, iterations: int, validation: tuple[int, dict] | None, seconds: float,
-                  steps: int) -> None:
+                  steps: int, headline: Sequence[str]) -> None:
     """``status.txt``: one line a person or a script reads to see where a run stands."""
     text = f"iteration {step}/{iterations}, {seconds / max(steps, 1):.2f} s/iteration"
     if validation is not None:
         at, metrics = validation
-        key = next((k for k in HEADLINE if metrics.get(k) is not None), None)
+        key = next((k for k in headline if metrics.get(k) is not None), None)
         if key is not None:
             text += f", validation {key} {metrics[key]:.4f} at {at}"
     atomic_write_text(out / "status.txt", f"{text}, {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
@@ -441,14 +399,14 @@ def _truncate_logs(out: Path, start: int) -> None:
         atomic_write_text(val, "".join(line + "\n" for line in kept))
 
 
-def plot_curves(out: Path) -> None:
-    """Learning curves: training loss and validation accuracy against iteration."""
+def plot_curves(out: Path, curves: dict[str, str]) -> None:
+    """Learning curves: training loss and the task's validation metrics (``curves``: key -> label)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader((out / "log.csv").open()))
+    rows = [r for r in csv.DictReader((out / "log.csv").open()) if r["loss"] not in ("", "nan")]
     val = [json.loads(line) for line in (out / "validation.jsonl").read_text().splitlines()]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.5))
     its = np.array([int(r["iteration"]) for r in rows])
@@ -461,9 +419,7 @@ def plot_curves(out: Path) -> None:
     a.set_ylabel("training loss")
     a.set_yscale("log")
     a.legend(fontsize=8)
-    for key, label in (("nonzero_accuracy", "non-zero accuracy"), ("two_class_accuracy", "track/shower"),
-                       ("icpf_mean", "ICPF mean"), ("nonbackground_accuracy", "non-background accuracy"),
-                       ("cosmic_iou", "cosmic IoU"), ("neutrino_iou", "neutrino IoU"), ("mean_iou", "mean IoU")):
+    for key, label in curves.items():
         points = [(v["iteration"], v[key]) for v in val if v.get(key) is not None]
         if points:
             b.plot(*zip(*points, strict=True), marker="o", label=label)
