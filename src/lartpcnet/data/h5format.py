@@ -78,7 +78,7 @@ class EventWriter:
         self.path = Path(path)
         self._atomic = atomic_path(self.path)
         self._tmp = self._atomic.__enter__()
-        self._h5 = h5py.File(self._tmp, "w", track_order=False)
+        self._h5 = h5py.File(self._tmp, "w", track_order=False, libver=("v110", "v110"))
         self._h5.attrs["format"] = FORMAT
         self._h5.attrs["schema_version"] = SCHEMA_VERSION
         for key, value in (attrs or {}).items():

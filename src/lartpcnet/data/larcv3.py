@@ -523,15 +523,25 @@ class _ProductWriter:
 
     def write(self, h5: h5py.File) -> None:
         group = h5.create_group(f"Data/{self.kind}_{self.producer}_group")
-        group.create_dataset("extents", data=np.array(self.extents, EXTENT_DTYPE), maxshape=(None,),
-                             chunks=True, track_times=False)
-        group.create_dataset("image_meta", data=np.array(self.metas, _meta_dtype(self.dim)), maxshape=(None,),
-                             chunks=True, track_times=False)
-        group.create_dataset("voxel_extents", data=np.array(self.voxel_extents, ID_EXTENT_DTYPE),
-                             maxshape=(None,), chunks=True, track_times=False)
-        voxels = np.concatenate(self.voxels) if self.voxels else np.zeros(0, VOXEL_DTYPE)
-        group.create_dataset("voxels", data=voxels, maxshape=(None,), chunks=True, compression="gzip",
-                             track_times=False)
+        voxels = np.zeros(self.n_voxels, VOXEL_DTYPE)  # zeroed padding (np.concatenate leaves it undefined)
+        for name in VOXEL_DTYPE.names:
+            voxels[name] = np.concatenate([block[name] for block in self.voxels]) if self.voxels else []
+        # every table gzip-compressed, as in the SBND file: its checksum tells a damaged block
+        for name, data in (("extents", _table(self.extents, EXTENT_DTYPE)),
+                           ("image_meta", _table(self.metas, _meta_dtype(self.dim))),
+                           ("voxel_extents", _table(self.voxel_extents, ID_EXTENT_DTYPE)), ("voxels", voxels)):
+            group.create_dataset(name, data=data, maxshape=(None,), chunks=True, compression="gzip",
+                                 track_times=False)
+
+
+def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
+    """Rows as a compound array whose padding bytes are zero (np.array leaves them as whatever
+    memory held: files would differ from run to run and carry stray bytes)."""
+    table = np.zeros(len(rows), dtype)
+    for k, name in enumerate(dtype.names):
+        if rows:
+            table[name] = [row[k] for row in rows]
+    return table
 
 
 # ids stored as float32 voxel values are exact up to 2**24
@@ -590,8 +600,8 @@ def write_larcv3(path: str | Path, events, image: str = "wire", semantic: str = 
             for role, values in columns.items():
                 products[kind, role].add_event(images, values)
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
-        h5.create_dataset("Events/event_id", data=np.array(ids, EVENT_ID_DTYPE), maxshape=(None,), chunks=True,
-                          track_times=False)
+        h5.create_dataset("Events/event_id", data=_table(ids, EVENT_ID_DTYPE), maxshape=(None,), chunks=True,
+                          compression="gzip", track_times=False)
         h5.create_group("Data")
         for (kind, role), product in products.items():
             label = "semantic" if role == "spine" else role
