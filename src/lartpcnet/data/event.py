@@ -194,7 +194,9 @@ def checked_image(coords: np.ndarray, values: np.ndarray, shape: tuple[int, ...]
                 bad = int(low[axis]) if low[axis] < 0 else int(high[axis])
                 raise DataError(f"coordinates outside the image shape {shape}: {bad} on axis {axis}", file=file,
                                 event=event, field=fields["coords"])
-        keys = np.sort(np.ravel_multi_index(tuple(coords.T), shape))
+        keys = np.ravel_multi_index(tuple(coords.T), shape)
+        if not (keys[1:] > keys[:-1]).all():  # files usually list sites in order: no sort then
+            keys = np.sort(keys)
         repeated = keys[1:] == keys[:-1]
         if repeated.any():
             site = tuple(int(c) for c in np.unravel_index(keys[1:][repeated][0], shape))

@@ -206,7 +206,7 @@ class Larcv3File:
             bad = int(ids.min()) if ids.min() < 0 else int(ids.max())
             raise DataError(f"voxel id {bad} outside the image of {total} voxels {shape}", file=self.path,
                             event=event, field=where)
-        ordered = np.sort(ids)
+        ordered = ids if (ids[1:] > ids[:-1]).all() else np.sort(ids)  # larcv3 keeps ids sorted
         repeated = ordered[1:] == ordered[:-1]
         if repeated.any():
             raise DataError(f"duplicate voxel id {int(ordered[1:][repeated][0])} ({int(repeated.sum())} repeated "
