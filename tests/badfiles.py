@@ -387,7 +387,7 @@ CASES = [
     Case("negative origin code", "lartpcnet", lambda p: edit(p, "voxels/origin", first_row(p, "voxels", 2), -1),
          ("event 2: field 'voxels/origin'", "origin codes must be 0..2", "found -1")),
     Case("particle id below -1", "lartpcnet", lambda p: edit(p, "planes/1/instance", first_row(p, "planes/1", 1), -4),
-         ("event 1: field 'planes/1/instance'", "instance codes must be -1 or more", "found -4")),
+         ("event 1: field 'planes/1/instance'", "instance ids must be -1 or more", "found -4")),
     Case("image shape attribute invalid", "lartpcnet", _attr("shape", np.array([64, 0]), "planes/1"),
          ("field 'planes/1/shape'", "image shape (64, 0) is not a valid image size")),
     Case("image shape attribute of the wrong length", "lartpcnet", _attr("shape", np.array([16, 16]), "voxels"),
@@ -443,7 +443,7 @@ CASES = [
          ("no image2d_<producer>_tree (trees: events)",)),
     Case("image tree without the pixel branch", "none",
          lambda p: write_root(p, {"image2d_wire_tree": {"_image_v._id": ak_array([[0], [0]])}}),
-         ("event 0: field 'image2d_wire_tree/_image_v._img'", "missing")),
+         ("event 0: field 'image2d_wire_tree/_image_v._img'", "missing branch")),
     Case("NaN pixel (larcv2)", "none", lambda p: good_larcv2(p, nan=True),
          ("event 1: field 'image2d_wire_branch/_image_v._img'", "image 1 has NaN/inf pixels")),
     Case("pixel count differs from the image meta (larcv2)", "none", lambda p: good_larcv2(p, rows=5),
@@ -458,7 +458,8 @@ def _rename(path: Path, old: str, new: str) -> None:
 
 def build(case: Case, folder: Path) -> Path:
     """The bad file of ``case`` in ``folder``."""
-    path = folder / (case.kind + ("_larcv2.root" if case.kind == "larcv2" else ".h5"))
+    path = folder / {"lartpcnet": "events.h5", "larcv3": "larcv3.h5", "sbnd": "sbnd.h5", "larcv2": "larcv2.root",
+                     "none": "made.root"}[case.kind]
     if case.kind == "lartpcnet":
         good_lartpcnet(path)
     elif case.kind == "larcv3":
@@ -467,8 +468,6 @@ def build(case: Case, folder: Path) -> Path:
         shutil.copy(SBND, path)
     elif case.kind == "larcv2":
         shutil.copy(LARCV2, path)
-    elif case.kind == "none":
-        path = folder / "made.root"
     case.damage(path)
     return path
 

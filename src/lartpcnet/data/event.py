@@ -201,9 +201,10 @@ def checked_image(coords: np.ndarray, values: np.ndarray, shape: tuple[int, ...]
         if repeated.any():
             site = tuple(int(c) for c in np.unravel_index(keys[1:][repeated][0], shape))
             count = int((keys == keys[1:][repeated][0]).sum())
-            raise DataError(f"duplicate coordinates: site {site} is listed {count} times ({int(repeated.sum())} "
-                            "repeated entries); each site may appear once", file=file, event=event,
-                            field=fields["coords"])
+            extra = int(repeated.sum())
+            raise DataError(f"duplicate coordinates: site {site} is listed {count} times ({extra} extra "
+                            f"entr{'y' if extra == 1 else 'ies'} in the event); each site may appear once", file=file,
+                            event=event, field=fields["coords"])
     values = np.asarray(values)
     problem = dtype_problem(values.dtype)
     if problem or values.shape != (n,):
@@ -228,9 +229,9 @@ def checked_image(coords: np.ndarray, values: np.ndarray, shape: tuple[int, ...]
         lo, hi = LABEL_RANGES[name]
         bad = (codes < lo) | (codes > hi)
         if bad.any():
-            allowed = f"{lo}..{hi}" if hi < 100 else f"{lo} or more"
-            raise DataError(f"{name} codes must be {allowed} ({LABEL_MEANINGS[name]}), found {int(codes[bad][0])}",
-                            file=file, event=event, field=fields[name])
+            what = f"{name} codes must be {lo}..{hi}" if hi < 100 else f"{name} ids must be {lo} or more"
+            raise DataError(f"{what} ({LABEL_MEANINGS[name]}), found {int(codes[bad][0])}", file=file, event=event,
+                            field=fields[name])
         out[name] = codes.astype(dtype)
     return SparseImage(coords.astype(np.int32), values, out["semantic"], out["instance"], out["interaction"],
                        out["origin"], tuple(shape), vertex)

@@ -101,7 +101,7 @@ class Larcv2Events:
             key = self._leaf(tree, leaf)
             if key is None:
                 if required:
-                    raise DataError("missing", file=self.path, event=event, field=f"{tree.name}/{leaf}")
+                    raise DataError("missing branch", file=self.path, event=event, field=f"{tree.name}/{leaf}")
                 continue
             keys[leaf] = key
         try:

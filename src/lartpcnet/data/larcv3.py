@@ -7,6 +7,14 @@ name. Voxel ids are decoded in C order over ``image_meta.number_of_voxels`` (las
 Orientation: for 2D products ``number_of_voxels`` is (wires, ticks), so a voxel id decodes to
 ``(wire, tick)``. lartpcnet images are (row, column) = (tick, wire): drift time down the rows,
 wires across, e.g. 1280 x 2048 for the SBND cosmic-tagging images.
+
+Bad input is a one-line DataError naming the file, event and field: missing or malformed tables,
+extents past the end of their table, image sizes that are not positive, voxel ids that are not
+integers, lie outside the image or repeat (duplicates are refused, not merged by summing the
+charge as larcv's VoxelSet would: a repeated id in a file is damage, and its labels could not be
+merged), NaN/inf values, label codes out of range (SPINE 0..5, origin 0..2, lartpcnet semantic
+-1..4, ids -1 or more), and label products whose sites differ from the image's. An event with no
+voxels reads as empty images.
 """
 
 from __future__ import annotations
@@ -209,8 +217,10 @@ class Larcv3File:
         ordered = ids if (ids[1:] > ids[:-1]).all() else np.sort(ids)  # larcv3 keeps ids sorted
         repeated = ordered[1:] == ordered[:-1]
         if repeated.any():
-            raise DataError(f"duplicate voxel id {int(ordered[1:][repeated][0])} ({int(repeated.sum())} repeated "
-                            "entries); each site may appear once", file=self.path, event=event, field=where)
+            extra = int(repeated.sum())
+            raise DataError(f"duplicate voxel id {int(ordered[1:][repeated][0])} ({extra} extra "
+                            f"entr{'y' if extra == 1 else 'ies'} in the event); each site may appear once",
+                            file=self.path, event=event, field=where)
         return np.stack(np.unravel_index(ids, shape), 1).astype(np.int64).reshape(len(ids), len(shape))
 
     # -- products -----------------------------------------------------------------------
