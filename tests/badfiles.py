@@ -313,6 +313,17 @@ def _spine_only(damage: Callable[[Path], None]) -> Callable[[Path], None]:
     return both
 
 
+def _zero_header(name: str) -> Callable[[Path], None]:
+    """Zeroes the first 32 bytes of the object header of ``name`` (a damaged group or dataset)."""
+    def damage(path: Path) -> None:
+        with h5py.File(path) as f:
+            address = h5py.h5o.get_info(f[name].id).addr
+        with path.open("r+b") as f:
+            f.seek(address)
+            f.write(bytes(32))
+    return damage
+
+
 def _not_hdf5(path: Path) -> None:
     path.write_bytes(b"run,subrun,event\n1,2,3\n")
 
@@ -400,6 +411,8 @@ CASES = [
          ("field 'events/kind'", "must hold 3 strings")),
     Case("plane groups misnamed", "lartpcnet", lambda p: _rename(p, "planes/2", "planes/7"),
          ("field 'planes'", "plane groups must be named 0..2")),
+    Case("damaged dataset header", "lartpcnet", _zero_header("planes/1/semantic"),
+         ("field 'planes/1/semantic'", "unreadable, the file is damaged")),
     # larcv3 (written by lartpcnet, and the real SBND file)
     Case("duplicate voxel ids", "larcv3", _duplicate_voxel,
          ("event 1: field '/Data/sparse2d_wire_group/voxels'", "duplicate voxel id")),
@@ -422,6 +435,9 @@ CASES = [
          ("event 1: field 'sparse2d_wire_cosmicseg/voxels'", "label sites differ from image sites")),
     Case("label product with fewer projections", "larcv3", _label_projection_missing,
          ("event 0: field 'sparse2d_wire_instance'", "holds 2 projections, the image product 'wire' 3")),
+    Case("damaged product group (was: the product silently ignored)", "larcv3",
+         _zero_header("Data/sparse3d_wire_instance_group"),
+         ("field '/Data/sparse3d_wire_instance_group'", "unreadable, the file is damaged")),
     Case("missing table", "larcv3", _delete("Data/sparse2d_wire_group/voxel_extents"),
          ("field '/Data/sparse2d_wire_group/voxel_extents'", "missing table")),
     Case("missing event table", "larcv3", _delete("Events/event_id"),

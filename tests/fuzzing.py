@@ -266,6 +266,9 @@ def _one_case(kind: str, good: Path, index: int, seed: int, folder: Path, timeou
                     if frames[-1].filename.startswith(str(ROOT)) else frames[-1].filename
         if outcome in ("valid", "error") and (seen["err"] or seen["out"]):
             outcome, message = "stderr", (seen["err"] or seen["out"])[:500]
+        if message is not None:
+            record["message_lines"] = len(message.splitlines())
+            message = message[:500]  # a bad message may be huge (a repr of all the weights)
         record.update(outcome=outcome, message=message)
         # the command line: exit 0, or 2 with one line on stderr, never a traceback
         with _captured_fds() as seen:

@@ -232,7 +232,8 @@ class EventFile:
     def _group(self, name: str) -> h5py.Group:
         if name not in self._h5:
             raise DataError("missing group", file=self.path, field=name)
-        group = self._h5[name]
+        with reading(self.path, field=name):
+            group = self._h5[name]
         if not isinstance(group, h5py.Group):
             raise DataError("is a dataset where a group belongs", file=self.path, field=name)
         return group
@@ -241,7 +242,8 @@ class EventFile:
         g = self._group(group)
         if name not in g:
             raise DataError("missing dataset", file=self.path, field=f"{group}/{name}")
-        ds = g[name]
+        with reading(self.path, field=f"{group}/{name}"):
+            ds = g[name]
         if not isinstance(ds, h5py.Dataset):
             raise DataError("is a group where a dataset belongs", file=self.path, field=f"{group}/{name}")
         return ds

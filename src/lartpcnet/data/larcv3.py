@@ -97,16 +97,25 @@ class Larcv3File:
             self._h5.close()
             raise
 
+    def _child(self, group: h5py.Group, name: str):
+        """``group[name]``, None where no such link exists; a damaged object is an error naming it
+        (h5py's ``get`` would return None for it, and a damaged product would silently vanish)."""
+        if name not in group:
+            return None
+        with reading(self.path, field=f"{group.name.rstrip('/')}/{name}"):
+            return group[name]
+
     def _scan(self) -> None:
-        if not isinstance(self._h5.get("Data"), h5py.Group) or not isinstance(self._h5.get("Events"), h5py.Group):
+        data, events = self._child(self._h5, "Data"), self._child(self._h5, "Events")
+        if not isinstance(data, h5py.Group) or not isinstance(events, h5py.Group):
             raise DataError("not a larcv3 file: no /Data and /Events groups", file=self.path)
         self.products: dict[str, tuple[str, str]] = {}
-        for group in self._h5["Data"]:
+        for group in data:
             name = group[: -len("_group")] if group.endswith("_group") else group
             kind, _, producer = name.partition("_")
-            if kind in PRODUCT_TYPES and producer and isinstance(self._h5["Data"].get(group), h5py.Group):
+            if kind in PRODUCT_TYPES and producer and isinstance(self._child(data, group), h5py.Group):
                 self.products[name] = (kind, producer)
-        table = self._h5["Events"].get("event_id")
+        table = self._child(events, "event_id")
         if not isinstance(table, h5py.Dataset) or table.ndim != 1:
             raise DataError("cannot read the event table (missing, or not a 1-D table)", file=self.path,
                             field="Events/event_id")
@@ -144,7 +153,7 @@ class Larcv3File:
     def _check_product(self, kind: str, group: h5py.Group) -> None:
         dim = 3 if kind.endswith("3d") else 2
         for table in _TABLES[kind]:
-            ds = group.get(table)
+            ds = self._child(group, table)
             where = f"{group.name}/{table}"
             if not isinstance(ds, h5py.Dataset):
                 raise DataError("missing table", file=self.path, field=where)
