@@ -107,3 +107,131 @@ class Event:
         if plane >= len(self.planes):
             raise DataError(f"has {len(self.planes)} planes, plane {plane} is asked for", file=where, event=index)
         return self.planes[plane]
+
+
+# --- the checks every reader applies to the sites it reads ------------------------------------------
+# (lo, hi) of each label code: semantic -1 (noise) .. 4 (Michel), origin 0 (background) .. 2 (neutrino),
+# particle and interaction ids -1 (none) or more
+LABEL_RANGES = {"semantic": (-1, 4), "instance": (-1, 2**31 - 1), "interaction": (-1, 2**31 - 1), "origin": (0, 2)}
+LABEL_MEANINGS = {"semantic": "-1 noise, 0 HIP, 1 MIP, 2 shower, 3 delta, 4 Michel", "instance": "-1: no particle",
+                  "interaction": "-1: no interaction", "origin": "0 background, 1 cosmic, 2 neutrino"}
+_INT32_MAX = 2**31 - 1
+
+
+def dtype_problem(dtype: np.dtype) -> str | None:
+    """Why ``dtype`` cannot hold numbers (strings, objects, compounds), or None when it can."""
+    if dtype.kind in "iuf":
+        return None
+    if dtype.kind in "SUa":
+        return f"values stored as strings (dtype {dtype.str}) where numbers belong"
+    if dtype.kind == "O":
+        return "values stored as Python objects or variable-length strings where numbers belong"
+    return f"dtype {dtype.str!s} where numbers belong"
+
+
+def as_integers(values: np.ndarray, what: str, file: str, event: int | None, field: str) -> np.ndarray:
+    """``values`` as int64, refusing non-numbers, NaN/inf and non-integral values (no truncation)."""
+    from lartpcnet.errors import DataError
+
+    values = np.asarray(values)
+    problem = dtype_problem(values.dtype)
+    if problem:
+        raise DataError(problem, file=file, event=event, field=field)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all():
+            raise DataError(f"{what} must be integers, found {values[~np.isfinite(values)].flat[0]}", file=file,
+                            event=event, field=field)
+        fractional = values != np.round(values)
+        if fractional.any():
+            raise DataError(f"{what} must be integers, found {values[fractional].flat[0]:g}", file=file,
+                            event=event, field=field)
+        if values.size and np.abs(values).max() >= 2**62:
+            raise DataError(f"{what} out of range, found {np.abs(values).max():g}", file=file, event=event,
+                            field=field)
+    elif values.dtype.kind == "u" and values.size and values.max() > 2**62:
+        raise DataError(f"{what} out of range, found {int(values.max())}", file=file, event=event, field=field)
+    return values.astype(np.int64)
+
+
+def checked_shape(shape, dim: int, file: str, field: str, event: int | None = None) -> tuple[int, ...]:
+    """An image shape of ``dim`` positive sizes whose sites int32 coordinates can address."""
+    from lartpcnet.errors import DataError
+
+    sizes = np.asarray(shape).reshape(-1)
+    if sizes.size != dim or dtype_problem(sizes.dtype):
+        raise DataError(f"image shape must be {dim} sizes, found {np.asarray(shape).tolist()!r}"[:200], file=file,
+                        event=event, field=field)
+    sizes = as_integers(sizes, "image sizes", file, event, field)
+    if sizes.min() < 1 or sizes.max() > _INT32_MAX or float(np.prod(sizes.astype(np.float64))) >= 2**62:
+        raise DataError(f"image shape {tuple(int(s) for s in sizes)} is not a valid image size", file=file,
+                        event=event, field=field)
+    return tuple(int(s) for s in sizes)
+
+
+def checked_image(coords: np.ndarray, values: np.ndarray, shape: tuple[int, ...], labels: dict[str, np.ndarray],
+                  fields: dict[str, str], file: str, event: int | None,
+                  vertex: tuple[int, ...] | None = None) -> SparseImage:
+    """A SparseImage of sites read from a file, after the checks every reader applies: integral
+    coordinates inside ``shape``, each site once, finite values, label codes in LABEL_RANGES.
+
+    ``labels`` maps label fields to arrays (a missing field is unlabelled: -1, origin 0);
+    ``fields`` names where each array came from, for the error message.
+    """
+    from lartpcnet.errors import DataError
+
+    dim = len(shape)
+    coords = np.asarray(coords)
+    n = coords.shape[0] if coords.ndim else 0
+    if coords.ndim != 2 or coords.shape[1] != dim:
+        axes = "(tick, wire)" if dim == 2 else "(x, y, z)"
+        raise DataError(f"coordinates must be an (N, {dim}) array of {axes}, found shape {coords.shape}", file=file,
+                        event=event, field=fields["coords"])
+    coords = as_integers(coords, "coordinates", file, event, fields["coords"])
+    if n:
+        low, high = coords.min(0), coords.max(0)
+        for axis in range(dim):
+            if low[axis] < 0 or high[axis] >= shape[axis]:
+                bad = int(low[axis]) if low[axis] < 0 else int(high[axis])
+                raise DataError(f"coordinates outside the image shape {shape}: {bad} on axis {axis}", file=file,
+                                event=event, field=fields["coords"])
+        keys = np.ravel_multi_index(tuple(coords.T), shape)
+        if not (keys[1:] > keys[:-1]).all():  # files usually list sites in order: no sort then
+            keys = np.sort(keys)
+        repeated = keys[1:] == keys[:-1]
+        if repeated.any():
+            site = tuple(int(c) for c in np.unravel_index(keys[1:][repeated][0], shape))
+            count = int((keys == keys[1:][repeated][0]).sum())
+            extra = int(repeated.sum())
+            raise DataError(f"duplicate coordinates: site {site} is listed {count} times ({extra} extra "
+                            f"entr{'y' if extra == 1 else 'ies'} in the event); each site may appear once", file=file,
+                            event=event, field=fields["coords"])
+    values = np.asarray(values)
+    problem = dtype_problem(values.dtype)
+    if problem or values.shape != (n,):
+        raise DataError(problem or f"holds {values.shape} values for {n} sites", file=file, event=event,
+                        field=fields["values"])
+    values = values.astype(np.float32)
+    if not np.isfinite(values).all():
+        bad = int((~np.isfinite(values)).sum())
+        raise DataError(f"NaN/inf values at {bad} of {n} sites (values must be finite float32 numbers)", file=file,
+                        event=event, field=fields["values"])
+    out = {}
+    for name in LABEL_FIELDS:
+        default = 0 if name == "origin" else -1
+        dtype = np.int8 if name in ("semantic", "origin") else np.int32
+        if labels.get(name) is None:
+            out[name] = np.full(n, default, dtype)
+            continue
+        codes = np.asarray(labels[name])
+        if codes.shape != (n,):
+            raise DataError(f"holds {codes.shape} labels for {n} sites", file=file, event=event, field=fields[name])
+        codes = as_integers(codes, f"{name} labels", file, event, fields[name])
+        lo, hi = LABEL_RANGES[name]
+        bad = (codes < lo) | (codes > hi)
+        if bad.any():
+            what = f"{name} codes must be {lo}..{hi}" if hi < 100 else f"{name} ids must be {lo} or more"
+            raise DataError(f"{what} ({LABEL_MEANINGS[name]}), found {int(codes[bad][0])}", file=file, event=event,
+                            field=fields[name])
+        out[name] = codes.astype(dtype)
+    return SparseImage(coords.astype(np.int32), values, out["semantic"], out["instance"], out["interaction"],
+                       out["origin"], tuple(shape), vertex)

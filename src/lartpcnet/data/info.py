@@ -24,8 +24,10 @@ def describe(path: str | Path) -> dict:
 
     Plane ``labels`` count the semantic codes (lartpcnet files; -1 marks noise pixels) or the
     origin codes (larcv3 cosmic-tagging files: 0 background, 1 cosmic, 2 neutrino).
+    ``truth_labels`` lists the label fields the events carry (the reader's ``truth_labels``).
     """
     with data.open(path) as reader:
+        truth = list(reader.truth_labels)
         if isinstance(reader, Larcv3Events):
             fmt, products, kind = "larcv3", sorted(reader.file.products), reader.label_kind
             has_labels = reader.labels is not None
@@ -35,7 +37,7 @@ def describe(path: str | Path) -> dict:
             extra = {"image_product": reader.image, "particle_product": reader.particle}
         else:
             assert isinstance(reader, EventFile)
-            fmt, kind, has_labels = "lartpcnet", "semantic", True
+            fmt, kind, has_labels = "lartpcnet", "semantic", "semantic" in truth
             products = [f"planes/{k}" for k in range(reader.n_planes)] + (["voxels"] if reader.has_voxels else []) + \
                 ["particles", "interactions"]
             extra = {"sample": reader.attrs.get("sample"), "geometry": reader.attrs.get("geometry"),
@@ -59,7 +61,7 @@ def describe(path: str | Path) -> dict:
                 row["particles"] = len(event.particles)
             per_event.append(row)
         return {"format": fmt, "file": str(path), "events": len(reader), "products": products,
-                "label_kind": kind if has_labels else None, **extra, "per_event": per_event}
+                "label_kind": kind if has_labels else None, "truth_labels": truth, **extra, "per_event": per_event}
 
 
 def format_description(desc: dict) -> str:
@@ -68,6 +70,7 @@ def format_description(desc: dict) -> str:
              "products: " + ", ".join(desc["products"])]
     if desc.get("label_kind"):
         lines.append(f"labels: {desc['label_kind']} codes")
+    lines.append("truth: " + (", ".join(desc["truth_labels"]) or "none (the events carry no labels)"))
     for i, event in enumerate(desc["per_event"]):
         parts = [event["kind"]] if event.get("kind") else []
         for plane in event["planes"]:

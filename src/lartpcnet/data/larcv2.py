@@ -6,7 +6,12 @@ Products: ``image2d_<producer>_tree`` (larcv::EventImage2D: dense images, one pe
 
 An Image2D stores its pixels column-major: ``index = col * rows + row`` (larcv::ImageMeta),
 so the flat ``_img`` vector reshapes to (cols, rows). lartpcnet presents it as (row, col);
-zero pixels are not active sites.
+zero pixels are not active sites. A dense image lists each pixel once, so duplicate coordinates
+cannot occur; larcv2's image2d carries no labels (``truth_labels`` is empty).
+
+A damaged file is a one-line DataError naming the file (and event): opening checks the trees,
+reading an event checks each image's size against its meta and refuses NaN/inf or non-numeric
+pixels; any other uproot/numpy error of a damaged file is turned into a DataError.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lartpcnet.data.event import PARTICLE_DTYPE, Event, SparseImage
+from lartpcnet.data import first_line, reading
+from lartpcnet.data.event import PARTICLE_DTYPE, Event, SparseImage, checked_image, dtype_problem
 from lartpcnet.errors import DataError
+
+
+def _uproot_errors() -> tuple[type[BaseException], ...]:
+    import uproot
+
+    return (uproot.DeserializationError,)
 
 _PARTICLE_FIELDS = {  # ours <- larcv2 leaf
     "id": "_part_v._trackid", "parent": "_part_v._parent_trackid", "pdg": "_part_v._pdg",
@@ -36,17 +48,33 @@ class Larcv2Events:
             self._root = uproot.open(self.path)
             names = [k.split(";")[0] for k in self._root.keys(recursive=False)]
         except Exception as err:  # uproot raises many types for a damaged file
-            raise DataError(f"corrupt or truncated ROOT file ({type(err).__name__}: {err})", file=self.path) from err
+            raise DataError(f"corrupt or truncated ROOT file ({first_line(err)})", file=self.path) from err
+        try:
+            with reading(self.path, extra=_uproot_errors()):
+                self._open(names, image, particles)
+        except BaseException:
+            self._root.close()
+            raise
+
+    def _open(self, names: list[str], image: str | None, particles: str | None) -> None:
         self.products = sorted(n[: -len("_tree")] for n in names if n.endswith("_tree"))
         images = [p[len("image2d_"):] for p in self.products if p.startswith("image2d_")]
         tables = [p[len("particle_"):] for p in self.products if p.startswith("particle_")]
         self.image = image or (images[0] if images else None)
         self.particle = particles or (tables[0] if tables else None)
         if self.image is None:
-            raise DataError(f"no image2d_<producer>_tree (trees: {', '.join(names) or 'none'})", file=self.path)
+            raise DataError(f"no image2d_<producer>_tree (trees: {', '.join(names) or 'none'})"[:300], file=self.path)
         self._images = self._root[f"image2d_{self.image}_tree"]
         self._particles = self._root[f"particle_{self.particle}_tree"] if self.particle else None
+        for tree in (self._images, self._particles):
+            if tree is not None and not hasattr(tree, "num_entries"):
+                raise DataError(f"is a {type(tree).__name__}, not a TTree", file=self.path, field=tree.name)
         self._events = int(self._images.num_entries)
+        if self._particles is not None and int(self._particles.num_entries) < self._events:
+            raise DataError(f"holds {self._particles.num_entries} entries, the image tree {self._events}",
+                            file=self.path, field=self._particles.name)
+
+    truth_labels: tuple[str, ...] = ()  # larcv2 image2d products carry no labels
 
     def __len__(self) -> int:
         return self._events
@@ -73,14 +101,13 @@ class Larcv2Events:
             key = self._leaf(tree, leaf)
             if key is None:
                 if required:
-                    raise DataError("missing", file=self.path, event=event, field=f"{tree.name}/{leaf}")
+                    raise DataError("missing branch", file=self.path, event=event, field=f"{tree.name}/{leaf}")
                 continue
             keys[leaf] = key
         try:
             arrays = tree.arrays(list(keys.values()), entry_start=event, entry_stop=event + 1, library="np")
-        except Exception as err:
-            raise DataError(f"unreadable ({type(err).__name__}: {err})", file=self.path, event=event,
-                            field=tree.name) from err
+        except Exception as err:  # uproot raises many types for a damaged basket
+            raise DataError(f"unreadable ({first_line(err)})", file=self.path, event=event, field=tree.name) from err
         return {leaf: arrays[key][0] for leaf, key in keys.items()}
 
     def planes(self, event: int) -> list[SparseImage]:
@@ -92,19 +119,21 @@ class Larcv2Events:
         field = f"image2d_{self.image}_branch/_image_v._img"
         for k, (pixels, rows, cols) in enumerate(zip(data["_image_v._img"], data["_image_v._meta._row_count"],
                                                      data["_image_v._meta._col_count"], strict=True)):
-            flat = np.asarray(pixels, dtype=np.float32)
+            pixels = np.asarray(pixels)
+            problem = dtype_problem(pixels.dtype)
+            if problem:
+                raise DataError(f"image {k}: {problem}", file=self.path, event=event, field=field)
+            flat = pixels.astype(np.float32)
             rows, cols = int(rows), int(cols)
-            if flat.size != rows * cols:
+            if rows < 1 or cols < 1 or flat.size != rows * cols:
                 raise DataError(f"image {k} holds {flat.size} pixels, its meta says {rows} x {cols}",
                                 file=self.path, event=event, field=field)
             if not np.isfinite(flat).all():
                 raise DataError(f"image {k} has NaN/inf pixels", file=self.path, event=event, field=field)
             image = flat.reshape(cols, rows).T  # column-major storage
-            coords = np.argwhere(image != 0).astype(np.int32)
-            n = len(coords)
-            planes.append(SparseImage(coords, image[coords[:, 0], coords[:, 1]], np.full(n, -1, np.int8),
-                                      np.full(n, -1, np.int32), np.full(n, -1, np.int32), np.zeros(n, np.int8),
-                                      (rows, cols)))
+            coords = np.argwhere(image != 0)
+            planes.append(checked_image(coords, image[coords[:, 0], coords[:, 1]], (rows, cols), {},
+                                        {"coords": field, "values": field}, self.path, event))
         return planes
 
     def particles(self, event: int) -> np.ndarray | None:
@@ -125,7 +154,8 @@ class Larcv2Events:
     def __getitem__(self, event: int) -> Event:
         if event < 0:
             event += len(self)
-        return Event(self.planes(event), None, self.particles(event), None, {"index": event, "format": "larcv2"})
+        with reading(self.path, event, extra=_uproot_errors()):
+            return Event(self.planes(event), None, self.particles(event), None, {"index": event, "format": "larcv2"})
 
     def __iter__(self):
         for i in range(len(self)):
