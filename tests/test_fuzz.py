@@ -16,23 +16,13 @@ FULL_CASES = 300  # per kind, the slow run (docs/reliability.md has its counts)
 SBND_CASES = 100  # of the real SBND file (3.6 MB), the slow run
 
 
-def known(record: dict) -> bool:
-    """The two ways load_checkpoint (lartpcnet/checkpoint.py, outside this branch) fails today, kept
-    apart until it is fixed: a ValueError/TypeError when the "version" entry is not a number, and
-    a message holding the repr of whatever the "format" entry holds (all the weights, many lines)."""
-    if record["kind"] != "checkpoint":
-        return False
-    return (record["outcome"] == "traceback" and record.get("raised_in") == "src/lartpcnet/checkpoint.py") or \
-        (record["outcome"] == "bad_message" and "not a lartpcnet checkpoint (format " in record["message"])
-
-
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory):
     return make_inputs(tmp_path_factory.mktemp("fuzz"))
 
 
 def failures(records: list[dict]) -> list[dict]:
-    return [r for r in records if r["outcome"] in FAILURES and not known(r)]
+    return [r for r in records if r["outcome"] in FAILURES]
 
 
 def check(records: list[dict], cases: int, kinds=KINDS) -> None:

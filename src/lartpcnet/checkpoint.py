@@ -46,6 +46,7 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", traini
     damaged, holds anything but tensors and plain values, or lacks what a checkpoint holds
     (``training``: also what ``--resume`` needs)."""
     path = Path(path)
+    _check_archive(path)
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as err:
@@ -59,10 +60,15 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", traini
         raise DataError(f"cannot be read as a checkpoint ({_first_line(err)})", file=str(path)) from err
     if not isinstance(state, dict):
         raise DataError(f"not a lartpcnet checkpoint (holds a {type(state).__name__}, not a dict)", file=str(path))
-    if state.get("format", FORMAT) != FORMAT:
-        raise DataError(f"not a lartpcnet checkpoint (format {state.get('format')!r})", file=str(path))
-    if int(state.get("version", VERSION)) > VERSION:
-        raise DataError(f"written by a newer lartpcnet (checkpoint version {state['version']}, this one reads "
+    fmt, version = state.get("format", FORMAT), state.get("version", VERSION)
+    if fmt != FORMAT:
+        shown = repr(fmt)[:60] if isinstance(fmt, str) else f"a {type(fmt).__name__}"
+        raise DataError(f"not a lartpcnet checkpoint (format {shown})", file=str(path), field="format")
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise DataError(f"holds a {type(version).__name__} where the checkpoint version belongs", file=str(path),
+                        field="version")
+    if version > VERSION:
+        raise DataError(f"written by a newer lartpcnet (checkpoint version {version}, this one reads "
                         f"up to {VERSION}); upgrade lartpcnet", file=str(path))
     expected = {**REQUIRED, **(TRAINING if training else {})}
     for key, kind in expected.items():
@@ -78,6 +84,23 @@ def load_checkpoint(path: str | Path, device: str | torch.device = "cpu", traini
     if not isinstance(state["config"].get("data", {}), dict):
         raise DataError("config.data is not a mapping", file=str(path), field="config.data")
     return state
+
+
+def _check_archive(path: Path) -> None:
+    """torch.save writes a zip archive whose members carry CRCs, which torch.load never checks: a
+    flipped byte in the weights would load as other numbers. Every member is checked here."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as err:
+        raise DataError(f"cannot be read as a checkpoint (not an intact zip archive: {_first_line(err)})",
+                        file=str(path)) from err
+    except Exception as err:  # zlib and struct errors of a damaged member
+        raise DataError(f"cannot be read as a checkpoint (damaged: {_first_line(err)})", file=str(path)) from err
+    if bad is not None:
+        raise DataError(f"is damaged: its member {bad!r} fails its checksum", file=str(path))
 
 
 def _first_line(err: BaseException) -> str:

@@ -16,6 +16,7 @@ import torch
 
 from lartpcnet.data.event import SparseImage
 from lartpcnet.data.settings import DEFAULT_ADC_WINDOW, DEFAULT_FEATURE_SCALE
+from lartpcnet.errors import DataError
 from lartpcnet.sparse import SparseTensor
 
 IGNORE = -1  # label of sites without a class (noise): left out of losses and metrics
@@ -40,7 +41,7 @@ def sparse_batch(images: Sequence[SparseImage], adc_window: tuple[float, float] 
     shape = tuple(images[0].shape)
     for k, image in enumerate(images):
         if tuple(image.shape) != shape:
-            raise ValueError(f"image {k} has shape {tuple(image.shape)}, image 0 has {shape}")
+            raise DataError(f"image {k} of the batch has shape {tuple(image.shape)}, image 0 has {shape}")
     coords, semantic, instance, values = [], [], [], []
     for b, image in enumerate(images):
         keep = np.ones(len(image), bool)

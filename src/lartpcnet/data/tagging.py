@@ -16,6 +16,7 @@ import torch
 
 from lartpcnet.data.event import SparseImage
 from lartpcnet.data.settings import DEFAULT_FEATURE_SCALE
+from lartpcnet.errors import DataError
 from lartpcnet.sparse import SparseTensor
 
 
@@ -24,7 +25,7 @@ def downsample(image: SparseImage, factor: int) -> SparseImage:
     if factor == 1:
         return image
     if any(s % factor for s in image.shape):
-        raise ValueError(f"image shape {image.shape} does not divide by the downsampling factor {factor}")
+        raise DataError(f"image shape {image.shape} does not divide by the downsampling factor {factor}")
     shape = tuple(s // factor for s in image.shape)
     coarse = image.coords // factor
     key = coarse[:, 0].astype(np.int64) * shape[1] + coarse[:, 1]
@@ -64,10 +65,10 @@ def tagger_batch(events: Sequence[Sequence[SparseImage]], sparse: bool = True, p
     coords, values, labels = [], [], []
     for e, event in enumerate(events):
         if len(event) != planes:
-            raise ValueError(f"event {e} has {len(event)} planes, event 0 has {planes}")
+            raise DataError(f"event {e} of the batch has {len(event)} planes, event 0 has {planes}")
         for p, image in enumerate(event):
             if tuple(image.shape) != shape:
-                raise ValueError(f"event {e} plane {p} has shape {tuple(image.shape)}, expected {shape}")
+                raise DataError(f"event {e} of the batch, plane {p}, has shape {tuple(image.shape)}, expected {shape}")
             keep = np.ones(len(image), bool) if threshold is None else image.values >= threshold
             n = int(keep.sum())
             coords.append(np.concatenate([np.full((n, 1), e * planes + p), image.coords[keep]], 1))
