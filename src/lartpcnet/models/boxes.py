@@ -157,8 +157,33 @@ def _bilinear_corners(coord: torch.Tensor, size: int) -> tuple[torch.Tensor, ...
     return low, high, 1 - frac, frac, valid
 
 
+def _axis_weights(start: torch.Tensor, bin_size: torch.Tensor, grid: torch.Tensor, output_size: int,
+                  size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """One axis of RoIAlign as a matrix: ``(K, S, L)`` weights of the ``L`` map cells from ``first``
+    (``(K,)``, so that ``first + L <= size``) that each output bin averages over its samples."""
+    k = start.shape[0]
+    g = max(int(grid.max()), 1) if k else 1
+    bins = torch.arange(output_size, dtype=start.dtype, device=start.device)
+    steps = torch.arange(g, dtype=start.dtype, device=start.device)
+    on = steps[None, :] < grid[:, None]  # (K, G): samples this RoI takes
+    coord = (start[:, None, None] + bins[None, :, None] * bin_size[:, None, None]
+             + (steps[None, None, :] + 0.5) * (bin_size / grid.clamp(min=1))[:, None, None])  # (K, S, G)
+    low, high, w_low, w_high, valid = _bilinear_corners(coord, size)
+    scale = (on[:, None, :] & valid).to(start.dtype) / grid.clamp(min=1)[:, None, None]
+    used_low = torch.where(on[:, None, :], low, torch.full_like(low, size))
+    used_high = torch.where(on[:, None, :], high, torch.full_like(high, -1))
+    first = used_low.flatten(1).amin(1).clamp(max=size - 1)
+    span = int((used_high.flatten(1).amax(1) - first).max()) + 1 if k else 1
+    span = min(max(span, 1), size)
+    first = first.clamp(max=size - span)
+    weights = start.new_zeros((k, output_size, span))
+    for idx, w in ((low, w_low), (high, w_high)):
+        weights.scatter_add_(2, (idx - first[:, None, None]).clamp(0, span - 1), w * scale)
+    return weights, first
+
+
 def roi_align(features: torch.Tensor, rois: torch.Tensor, output_size: int, spatial_scale: float,
-              sampling_ratio: int = 0, aligned: bool = False) -> torch.Tensor:
+              sampling_ratio: int = 0, aligned: bool = False, budget: int = 1 << 24) -> torch.Tensor:
     """RoIAlign (He et al.): ``(K, C, S, S)`` averages of bilinear samples of ``features``
     ``(B, C, H, W)`` on a regular grid in each of the ``S x S`` bins of every RoI ``(b, x1, y1, x2,
     y2)`` (image coordinates, times ``spatial_scale`` on the feature map).
@@ -166,12 +191,15 @@ def roi_align(features: torch.Tensor, rois: torch.Tensor, output_size: int, spat
     ``sampling_ratio`` samples per bin and axis; 0 is adaptive: ``ceil(roi size / S)`` on each axis
     (Detectron's default). ``aligned`` shifts by half a cell (Detectron2); False is Detectron's
     original op, where RoIs are at least one cell wide. Differentiable in ``features``.
-    Samples are taken grid point by grid point, so memory stays about twice the output's.
+
+    The samples form a product grid, so the bilinear weights are separable: each RoI's output is
+    ``Wy @ F[window] @ Wx^T`` with ``(S, rows)`` and ``(S, columns)`` weight matrices over the
+    feature-map window the RoI touches. RoIs of similar window size are batched into matrix
+    products of at most ``budget`` gathered feature values.
     """
     k, c = rois.shape[0], features.shape[1]
-    out = features.new_zeros((k, c, output_size, output_size))
     if k == 0:
-        return out
+        return features.new_zeros((0, c, output_size, output_size))
     height, width = features.shape[2:]
     offset = 0.5 if aligned else 0.0
     r = rois.to(features.dtype)
@@ -184,26 +212,28 @@ def roi_align(features: torch.Tensor, rois: torch.Tensor, output_size: int, spat
         gw = gh = torch.full((k,), sampling_ratio, dtype=torch.int64, device=rois.device)
     else:
         gw, gh = torch.ceil(bw).long(), torch.ceil(bh).long()  # 0 for an empty aligned RoI: output 0
-    flat = features.permute(0, 2, 3, 1).reshape(-1, c)  # (B * H * W, C): one gather per corner
     batch = rois[:, 0].long()
-    bins = torch.arange(output_size, dtype=features.dtype, device=features.device)
-    for iy in range(int(gh.max())):
-        for ix in range(int(gw.max())):
-            sel = ((gh > iy) & (gw > ix)).nonzero().squeeze(1)  # RoIs with this grid point
-            ys = y1[sel, None] + bins * bh[sel, None] + (iy + 0.5) * bh[sel, None] / gh[sel, None]
-            xs = x1[sel, None] + bins * bw[sel, None] + (ix + 0.5) * bw[sel, None] / gw[sel, None]
-            ylo, yhi, wy0, wy1, vy = _bilinear_corners(ys, height)  # (n, S) each
-            xlo, xhi, wx0, wx1, vx = _bilinear_corners(xs, width)
-            base = batch[sel, None, None] * height * width
-            value = 0
-            for yy, wy in ((ylo, wy0), (yhi, wy1)):
-                for xx, wx in ((xlo, wx0), (xhi, wx1)):
-                    index = base + yy[:, :, None] * width + xx[:, None, :]  # (n, S, S)
-                    weight = (wy * vy)[:, :, None] * (wx * vx)[:, None, :]
-                    value = value + flat[index.reshape(-1)].reshape(*index.shape, c) * weight[..., None]
-            count = (gh[sel] * gw[sel]).to(features.dtype)
-            out.index_add_(0, sel, (value / count[:, None, None, None]).permute(0, 3, 1, 2))
-    return out
+    # window sizes first (cheap), then batches of RoIs with similar windows
+    cells = (torch.ceil(rh) + 2).clamp(max=height) * (torch.ceil(rw) + 2).clamp(max=width)
+    order = torch.argsort(cells)
+    chunks, begin = [], 0
+    while begin < k:
+        end = begin + 1
+        while end < k and (end + 1 - begin) * float(cells[order[end]]) * c <= budget:
+            end += 1
+        chunks.append(order[begin:end])
+        begin = end
+    parts = []
+    for sel in chunks:
+        wy, ry = _axis_weights(y1[sel], bh[sel], gh[sel], output_size, height)  # (n, S, Ly)
+        wx, rx = _axis_weights(x1[sel], bw[sel], gw[sel], output_size, width)  # (n, S, Lx)
+        rows = ry[:, None] + torch.arange(wy.shape[2], device=rois.device)
+        cols = rx[:, None] + torch.arange(wx.shape[2], device=rois.device)
+        window = features[batch[sel][:, None, None], :, rows[:, :, None], cols[:, None, :]]  # (n, Ly, Lx, C)
+        n, ly, lx = window.shape[:3]
+        part = torch.bmm(wy, window.reshape(n, ly, lx * c)).reshape(n, output_size, lx, c)
+        parts.append(torch.einsum("nsxc,ntx->ncst", part, wx))
+    return torch.cat(parts)[torch.argsort(order)]  # the chunks hold the RoIs in ``order``
 
 
 def _mask_axis(pixel: torch.Tensor, lo: torch.Tensor, size: torch.Tensor, m: int) -> tuple[torch.Tensor, ...]:
