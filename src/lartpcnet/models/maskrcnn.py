@@ -427,8 +427,7 @@ class MaskRCNN(nn.Module):
 
     def __init__(self, config: MaskRCNNConfig | None = None, **overrides) -> None:
         super().__init__()
-        self.config = (config or MaskRCNNConfig()).model_copy(update=overrides)
-        self.config = MaskRCNNConfig.model_validate(self.config.model_dump())
+        self.config = MaskRCNNConfig.model_validate({**(config or MaskRCNNConfig()).model_dump(), **overrides})
         c = self.config
         ops = _SparseOps(c.down_kernel) if c.sparse else _DenseOps(c.down_kernel)
         self.backbone = Backbone(ops, c)
