@@ -14,7 +14,7 @@ from lartpcnet.reco.veto import (
     network_discriminant,
     plot_roc,
     roc_table,
-    tune_extent,
+    tune_tagger,
     veto_curve,
 )
 
@@ -70,10 +70,39 @@ def test_dbscan_tagger_calls_long_clusters_cosmic(tmp_path):
     assert baseline_discriminant(coords, values, 1.5, 1, 100) == 49
     nue_events = [constructed(n) for n in (40, 60)]
     cosmic_events = [constructed(0), (constructed(0)[0][:300], constructed(0)[1][:300])]
-    best, table = tune_extent(nue_events, cosmic_events, 1.5, 1, extents=(5, 100, 400))
-    assert best == 100 and [r["auc"] for r in table] == [0.5, 1.0, 0.5]  # too short / too long tag everything / nothing
+    best, table = tune_tagger(nue_events, cosmic_events, 1.5, 1, extents=(5, 100, 400), widths=(np.inf,))
+    assert best["min_extent"] == 100 and [r["auc"] for r in table] == [0.5, 1.0, 0.5]  # tags all / the track / none
+    # the width rule: thin clusters (track, stub: width 0) go, the 7 x 7 blob (width 2) stays
+    thin = set(dbscan_tagger(coords, values, 1.5, 1, min_extent=5, max_width=1.0).tolist())
+    assert thin == set(range(306))
+    best, _ = tune_tagger(nue_events, cosmic_events, 1.5, 1, extents=(5,), widths=(1.0, np.inf))
+    assert best == {"min_extent": 5, "max_width": 1.0}
     curves = {"network": veto_curve([49, 60], [6, 0]), "DBSCAN baseline": veto_curve([49], [6])}
     text = roc_table(curves)
     assert text.splitlines()[2].startswith("| none | 1.000 / 0.000 | 1.000 / 0.000 |") and "| 10 |" in text
     path = plot_roc(curves, tmp_path / "roc.png")
     assert path.exists() and path.stat().st_size > 1000
+
+
+def test_veto_study_over_events_with_and_without_a_network(tmp_path):
+    import torch
+
+    from lartpcnet.data.event import Event, SparseImage
+    from lartpcnet.models.maskrcnn import MaskRCNN
+    from lartpcnet.reco.veto import veto_study
+
+    def event(nue_pixels):
+        coords, values = constructed(nue_pixels)
+        n = len(coords)
+        image = SparseImage(coords.astype(np.int32), values.astype(np.float32), np.zeros(n, np.int8),
+                            np.zeros(n, np.int32), np.zeros(n, np.int32), np.ones(n, np.int8), (320, 320))
+        return Event(planes=[image])
+
+    torch.manual_seed(0)
+    net = MaskRCNN(stem=4, blocks=(1, 1, 1), bottlenecks=(4, 4, 8), widths=(8, 8, 16), head_blocks=1,
+                   head_bottleneck=8, head_width=16, mask_channels=8, test_pre_nms=100, test_post_nms=20)
+    result = veto_study({"nue": [event(40), event(60)]}, [event(0)], 1.5, 1, 100, plane=0, network=net, out=tmp_path)
+    assert result["signal"]["nue"]["DBSCAN baseline"] == [40, 60] and result["background"]["DBSCAN baseline"] == [6]
+    assert set(result["curves"]) == {"DBSCAN baseline, nue", "sMask-RCNN, nue"}
+    assert all(isinstance(x, int) for x in result["signal"]["nue"]["sMask-RCNN"])
+    assert (tmp_path / "roc.png").exists() and (tmp_path / "roc.md").read_text().startswith("| X")

@@ -6,10 +6,12 @@ than X pixels. Over X = no requirement, 0, 10, 20, ..., the kept share of nue ev
 efficiency and the removed share of cosmic-only events the background rejection (a ROC curve).
 
 The same veto runs with a non-learned tagger in place of the network (``dbscan_tagger``): DBSCAN
-clusters of all pixels whose extent (the longer side of their box) reaches ``min_extent`` pixels
-are called cosmic, the long-track rule; nue showers and short tracks stay. DBSCAN's parameters and
-``min_extent`` are chosen on tuning events (:func:`tune_extent`; DBSCAN's by
-``lartpcnet.metrics.instance.tune_dbscan``), never on the events the curve is measured on.
+clusters of all pixels that are long and thin, with an extent (the longer side of their box) of at
+least ``min_extent`` pixels and a width (RMS distance from their principal axis) of at most
+``max_width`` pixels, are called cosmic: straight muon tracks go, nue showers and short tracks stay.
+DBSCAN's parameters, ``min_extent`` and ``max_width`` are chosen on tuning events
+(:func:`tune_tagger`; DBSCAN's by ``lartpcnet.metrics.instance.tune_dbscan``), never on the events
+the curve is measured on.
 """
 
 from __future__ import annotations
@@ -52,32 +54,41 @@ def network_discriminant(coords: np.ndarray, values: np.ndarray, predictions: In
 
 
 def dbscan_tagger(coords: np.ndarray, values: np.ndarray, eps: float, min_samples: int, min_extent: float,
-                  adc_threshold: float = ADC_THRESHOLD) -> np.ndarray:
-    """Sites the non-learned tagger calls cosmic: DBSCAN clusters at least ``min_extent`` long."""
+                  max_width: float = np.inf, adc_threshold: float = ADC_THRESHOLD) -> np.ndarray:
+    """Sites the non-learned tagger calls cosmic: DBSCAN clusters at least ``min_extent`` long and
+    at most ``max_width`` wide (RMS distance from the principal axis, pixels)."""
     values = np.asarray(values)
     idx = np.nonzero(values >= adc_threshold)[0]
     labels = dbscan_labels(np.asarray(coords)[idx], eps, min_samples)
     if not (labels >= 0).any():
         return np.zeros(0, dtype=np.int64)
-    c = np.asarray(coords)[idx]
-    n = int(labels.max()) + 1
     ok = labels >= 0
+    lab, c = labels[ok], np.asarray(coords, dtype=np.float64)[idx][ok]
+    n = int(lab.max()) + 1
+    count = np.bincount(lab, minlength=n).astype(np.float64)
     extent = np.zeros(n)
     for axis in range(2):
         lo = np.full(n, np.inf)
         hi = np.full(n, -np.inf)
-        np.minimum.at(lo, labels[ok], c[ok, axis])
-        np.maximum.at(hi, labels[ok], c[ok, axis])
+        np.minimum.at(lo, lab, c[:, axis])
+        np.maximum.at(hi, lab, c[:, axis])
         extent = np.maximum(extent, hi - lo + 1)
-    long = extent >= min_extent
-    return idx[ok][long[labels[ok]]]
+    # width: the smaller eigenvalue of each cluster's 2x2 coordinate covariance
+    mean = np.stack([np.bincount(lab, c[:, a], n) / count for a in range(2)], 1)
+    d = c - mean[lab]
+    srr, scc, src = (np.bincount(lab, d[:, 0] * d[:, 0], n) / count, np.bincount(lab, d[:, 1] * d[:, 1], n) / count,
+                     np.bincount(lab, d[:, 0] * d[:, 1], n) / count)
+    small = 0.5 * (srr + scc) - np.sqrt(0.25 * (srr - scc) ** 2 + src**2)
+    width = np.sqrt(np.clip(small, 0, None))
+    cosmic = (extent >= min_extent) & (width <= max_width)
+    return idx[ok][cosmic[lab]]
 
 
 def baseline_discriminant(coords: np.ndarray, values: np.ndarray, eps: float, min_samples: int,
-                          min_extent: float) -> int:
+                          min_extent: float, max_width: float = np.inf) -> int:
     """The largest cluster left after removing the DBSCAN tagger's cosmics."""
-    return largest_cluster(coords, values, dbscan_tagger(coords, values, eps, min_samples, min_extent), eps,
-                           min_samples)
+    return largest_cluster(coords, values, dbscan_tagger(coords, values, eps, min_samples, min_extent, max_width),
+                           eps, min_samples)
 
 
 def cuts_for(*samples: Sequence[int], step: int = 10) -> list[int | None]:
@@ -108,16 +119,19 @@ def auc(signal: Sequence[int], background: Sequence[int]) -> float:
     return float((s > b).mean() + 0.5 * (s == b).mean())
 
 
-def tune_extent(signal: Sequence[tuple[np.ndarray, np.ndarray]], background: Sequence[tuple[np.ndarray, np.ndarray]],
-                eps: float, min_samples: int,
-                extents: Sequence[float] = (50, 100, 150, 200, 300, 400)) -> tuple[float, list]:
-    """Chooses the tagger's ``min_extent`` on tuning events ``(coords, values)``: the best AUC."""
+def tune_tagger(signal: Sequence[tuple[np.ndarray, np.ndarray]], background: Sequence[tuple[np.ndarray, np.ndarray]],
+                eps: float, min_samples: int, extents: Sequence[float] = (50, 100, 200, 400),
+                widths: Sequence[float] = (1.5, 3.0, 6.0, np.inf)) -> tuple[dict, list[dict]]:
+    """Chooses the tagger's ``min_extent`` and ``max_width`` on tuning events ``(coords, values)``
+    of signal and background: the grid point with the largest AUC."""
     table = []
     for e in extents:
-        s = [baseline_discriminant(c, v, eps, min_samples, e) for c, v in signal]
-        b = [baseline_discriminant(c, v, eps, min_samples, e) for c, v in background]
-        table.append({"min_extent": e, "auc": auc(s, b)})
-    return max(table, key=lambda r: r["auc"])["min_extent"], table
+        for w in widths:
+            s = [baseline_discriminant(c, v, eps, min_samples, e, w) for c, v in signal]
+            b = [baseline_discriminant(c, v, eps, min_samples, e, w) for c, v in background]
+            table.append({"min_extent": e, "max_width": w, "auc": auc(s, b)})
+    top = max(table, key=lambda r: r["auc"])
+    return {"min_extent": top["min_extent"], "max_width": top["max_width"]}, table
 
 
 def roc_table(curves: dict[str, list[dict]]) -> str:
@@ -155,3 +169,40 @@ def plot_roc(curves: dict[str, list[dict]], path: str | Path, title: str = "cosm
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path, title=title)
+
+
+def veto_study(signal: dict[str, Sequence], background: Sequence, eps: float, min_samples: int, min_extent: float,
+               max_width: float = np.inf, network=None, plane: int = 2, out: str | Path | None = None) -> dict:
+    """The veto over events: per signal sample (e.g. general and low-energy nue) against the
+    cosmic-only ``background`` events, with the DBSCAN tagger and, if given, the network
+    (a :class:`lartpcnet.models.maskrcnn.MaskRCNN`). Writes ``roc.png`` and ``roc.md`` to ``out``.
+    Returns the discriminants, curves and the table."""
+
+    def discriminants(events) -> dict[str, list[int]]:
+        found: dict[str, list[int]] = {"DBSCAN baseline": []}
+        if network is not None:
+            found["sMask-RCNN"] = []
+        for event in events:
+            image = event.planes[plane]
+            found["DBSCAN baseline"].append(baseline_discriminant(image.coords, image.values, eps, min_samples,
+                                                                  min_extent, max_width))
+            if network is not None:
+                pred = InstancePredictions.from_detections(network.predict([image])[0])
+                found["sMask-RCNN"].append(network_discriminant(image.coords, image.values, pred, eps, min_samples))
+        return found
+
+    bkg = discriminants(background)
+    sig = {name: discriminants(events) for name, events in signal.items()}
+    curves = {f"{tagger}, {name}": veto_curve(values[tagger], bkg[tagger])
+              for name, values in sig.items() for tagger in values}
+    result = {"background": bkg, "signal": sig, "curves": curves, "table": roc_table(curves),
+              "auc": {key: auc(sig[name][tagger], bkg[tagger]) for name in sig for tagger in sig[name]
+                      for key in [f"{tagger}, {name}"]},
+              "settings": {"eps": eps, "min_samples": min_samples, "min_extent": min_extent, "max_width": max_width,
+                           "score": VETO_SCORE}}
+    if out is not None:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        plot_roc(curves, out / "roc.png")
+        (out / "roc.md").write_text(result["table"] + "\n")
+    return result
