@@ -396,14 +396,15 @@ class Detections:
         return int(self.boxes.shape[0])
 
     def on_sites(self, kept: np.ndarray, num_sites: int) -> Detections:
-        """The same detections with site indices of the full image whose sites ``kept`` were the input."""
+        """The same detections, on the CPU, with site indices of the full image whose sites ``kept``
+        were the input."""
         index = torch.from_numpy(np.asarray(kept, dtype=np.int64))
         inst = torch.full((num_sites,), -1, dtype=torch.int64)
         cls = torch.zeros(num_sites, dtype=torch.int64)
-        score = self.site_score.new_zeros(num_sites)
-        inst[index], cls[index], score[index] = self.site_instance, self.site_class, self.site_score
-        return Detections(self.boxes, self.classes, self.scores, self.masks, self.mask_owner,
-                          index[self.mask_site], inst, cls, score)
+        score = torch.zeros(num_sites, dtype=self.site_score.dtype)
+        inst[index], cls[index], score[index] = self.site_instance.cpu(), self.site_class.cpu(), self.site_score.cpu()
+        return Detections(self.boxes.cpu(), self.classes.cpu(), self.scores.cpu(), self.masks.cpu(),
+                          self.mask_owner.cpu(), index[self.mask_site.cpu()], inst, cls, score)
 
 
 class MaskRCNNLoss(nn.Module):
