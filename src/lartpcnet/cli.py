@@ -338,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     simulate.add_argument("--part-size", type=positive_int, default=100, help="events per resumable part (default 100)")
 
-    info = command("info", cmd_info, "describe a data file (lartpcnet or larcv3 HDF5, larcv2 ROOT)")
+    info = command("info", cmd_info, "describe a data file (lartpcnet or larcv3 HDF5, larcv2 ROOT): products, events, "
+                   "truth labels")
     info.add_argument("file", help="path of the data file")
 
     display = command("display", cmd_display, "event display: charge and labels of each wire plane")
