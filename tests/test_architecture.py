@@ -4,8 +4,8 @@ import ast
 from pathlib import Path
 
 SRC = Path(__file__).parents[1] / "src" / "lartpcnet"
-TASK_NAMES = {"segmentation", "tagging"}
-MODEL_NAMES = {"uresnet", "uresnet_dense", "cosmictagger", "cosmictagger_dense"}
+TASK_NAMES = {"segmentation", "tagging", "instance"}
+MODEL_NAMES = {"uresnet", "uresnet_dense", "cosmictagger", "cosmictagger_dense", "smaskrcnn", "smaskrcnn_dense"}
 
 
 def _module(path: Path) -> str:

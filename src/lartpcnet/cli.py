@@ -200,6 +200,18 @@ def cmd_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_veto(args: argparse.Namespace) -> int:
+    from lartpcnet.reco import veto
+
+    report = veto.run(_model(args), events=args.events, seed=args.seed, out=args.out, batch_size=args.batch_size,
+                      progress=not args.no_progress)
+    lines = [f"cosmic-only veto, {args.events} events per sample: keep an event when its largest DBSCAN cluster "
+             f"outside the cosmic masks is > X pixels", report["table"],
+             *(f"AUC {name}: {value:.3f}" for name, value in report["auc"].items())]
+    _emit(report, args.json, "\n".join(lines))
+    return 0
+
+
 def cmd_michel(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
@@ -389,6 +401,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="largest difference of mean neutrino rows between planes (default 50 at the "
                              "paper's 640-row images, scaled with the image height)")
     select.add_argument("--out", default=None, help="folder for the ROC plot")
+
+    veto = command("veto", cmd_veto, "cosmic-only event veto with sMask-RCNN (sMask-RCNN paper, section 5): signal "
+                   "efficiency and cosmic-only rejection against the largest-cluster cut, beside a DBSCAN tagger",
+                   _model_flags(batch_default=1))
+    veto.add_argument("--events", type=positive_int, default=100, help="fresh events per sample (default 100)")
+    veto.add_argument("--seed", type=seed_int, default=12345, help="simulation seed (default 12345)")
+    veto.add_argument("--out", default=None, help="folder for the ROC plot")
 
     michel_cmd = command("michel", cmd_michel, "Michel electron reconstruction on U-ResNet output, with metrics "
                          "and spectra (Domine & Terao VII)", _model_flags(), _plane_flag(),

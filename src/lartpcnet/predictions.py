@@ -39,7 +39,8 @@ def tables(events: Sequence[int], outputs: Sequence[Output], task, classes: int,
         coords, scores, label = np.zeros((0, dim), np.int32), np.zeros((0, classes), np.float16), np.zeros(0, np.int8)
     return {"events/index": np.asarray(events, np.int64), "sites/coords": coords, "sites/scores": scores,
             "sites/label": label, **{f"sites/{k}": v for k, v in task.site_fields(outputs, classes).items()},
-            "sites/offsets": np.concatenate([[0], np.cumsum([len(o) for o in outputs])]).astype(np.int64)}
+            "sites/offsets": np.concatenate([[0], np.cumsum([len(o) for o in outputs])]).astype(np.int64),
+            **task.event_fields(outputs)}
 
 
 def attributes(model) -> dict:
@@ -92,6 +93,12 @@ def read(path: str | Path, event: int) -> dict:
                    "scores": f["sites/scores"][lo:hi].astype(np.float32), "classes": json.loads(f.attrs["classes"]),
                    "task": task, "image": image, "model": str(f.attrs["model"]),
                    "downsample": int(f.attrs.get("downsample", 1))}
+            for name in f["sites"]:  # the task's own per-site fields
+                if name not in ("coords", "label", "scores", "offsets"):
+                    out.setdefault(name, f[f"sites/{name}"][lo:hi])
+            for group in (g for g in f if g not in ("sites", "events") and "offsets" in f[g]):  # per-event tables
+                a, b = f[f"{group}/offsets"][rows[0]], f[f"{group}/offsets"][rows[0] + 1]
+                out[group] = {name: f[f"{group}/{name}"][a:b] for name in f[group] if name != "offsets"}
         except (KeyError, ValueError, IndexError) as err:
             if isinstance(err, DataError):
                 raise

@@ -64,7 +64,8 @@ from lartpcnet import sparse
 from lartpcnet.data.event import SparseImage
 from lartpcnet.data.labels import COSMIC, NEUTRINO
 from lartpcnet.models import boxes as B
-from lartpcnet.models import uresnet
+from lartpcnet.models import layers
+from lartpcnet.models.layers import DenseOps, SparseOps
 
 CLASS_NAMES = ("background", "cosmic", "neutron", "proton", "electron", "nue", "other")
 BACKGROUND, COSMIC_CLASS, NEUTRON, PROTON, ELECTRON, NUE, OTHER = range(7)
@@ -152,34 +153,29 @@ class MaskRCNNConfig(BaseModel):
 
 # --- layers -----------------------------------------------------------------------------------
 
-class _SparseOps(uresnet._SparseOps):
+class _ResNetOps:
+    """ResNet's stem, pool and strided convs on top of the shared sparse/dense layer factories."""
+
     def __init__(self, down_kernel: int) -> None:
         super().__init__(2, 0.0)
         self.k = down_kernel
 
     def stem(self, cin: int, cout: int) -> nn.Module:
-        return sparse.StridedConv(2, cin, cout, 7, 2, padding=3)
+        return super().down(cin, cout, 7, 2, 3)
 
     def pool(self) -> nn.Module:
-        return sparse.MaxPool(2, 3, 2, padding=1)
+        return super().pool(3, 2, 1)
 
     def down(self, cin: int, cout: int) -> nn.Module:
-        return sparse.StridedConv(2, cin, cout, self.k, 2)
+        return super().down(cin, cout, self.k, 2)
 
 
-class _DenseOps(uresnet._DenseOps):
-    def __init__(self, down_kernel: int) -> None:
-        super().__init__(2, 0.0)
-        self.k = down_kernel
+class _SparseOps(_ResNetOps, SparseOps):
+    pass
 
-    def stem(self, cin: int, cout: int) -> nn.Module:
-        return nn.Conv2d(cin, cout, 7, 2, 3, bias=False)
 
-    def pool(self) -> nn.Module:
-        return nn.MaxPool2d(3, 2, 1)
-
-    def down(self, cin: int, cout: int) -> nn.Module:
-        return nn.Conv2d(cin, cout, self.k, 2, bias=False)
+class _DenseOps(_ResNetOps, DenseOps):
+    pass
 
 
 class Bottleneck(nn.Module):
@@ -226,7 +222,7 @@ def backbone_pair(config: MaskRCNNConfig) -> tuple[Backbone, Backbone]:
     return Backbone(_SparseOps(config.down_kernel), config), Backbone(_DenseOps(config.down_kernel), config)
 
 
-copy_sparse_to_dense = uresnet.copy_sparse_to_dense
+copy_sparse_to_dense = layers.copy_sparse_to_dense
 
 
 class RPNHead(nn.Module):
@@ -405,6 +401,13 @@ class Detections:
         inst[index], cls[index], score[index] = self.site_instance.cpu(), self.site_class.cpu(), self.site_score.cpu()
         return Detections(self.boxes.cpu(), self.classes.cpu(), self.scores.cpu(), self.masks.cpu(),
                           self.mask_owner.cpu(), index[self.mask_site.cpu()], inst, cls, score)
+
+
+class MaskRCNNLossConfig(BaseModel):
+    """``model.loss`` of sMask-RCNN: none; the loss weights are network settings (class_weights,
+    mask_loss_weight)."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class MaskRCNNLoss(nn.Module):

@@ -16,8 +16,9 @@ from torch import nn
 from lartpcnet.errors import UserError
 from lartpcnet.models.cosmictagger import CosmicTagger, CosmicTaggerConfig
 from lartpcnet.models.losses import SegmentationLoss, SegmentationLossConfig, TaggingLoss, TaggingLossConfig
+from lartpcnet.models.maskrcnn import MaskRCNN, MaskRCNNConfig, MaskRCNNLoss, MaskRCNNLossConfig
 from lartpcnet.models.uresnet import UResNet, UResNetConfig
-from lartpcnet.tasks import SEGMENTATION, TAGGING, Task
+from lartpcnet.tasks import INSTANCE, SEGMENTATION, TAGGING, Task
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,12 @@ MODELS: dict[str, ModelSpec] = {
     "cosmictagger_dense": ModelSpec("the same tagger with dense torch convolutions, as in the paper",
                                     lambda **kw: CosmicTagger(CosmicTaggerConfig(**kw), sparse=False),
                                     CosmicTaggerConfig, TaggingLoss, TaggingLossConfig, TAGGING),
+    "smaskrcnn": ModelSpec("sparse Mask-RCNN: cosmic-ray muon and neutrino instance clustering (sMask-RCNN paper)",
+                           lambda **kw: MaskRCNN(MaskRCNNConfig(**{**kw, "sparse": True})), MaskRCNNConfig,
+                           MaskRCNNLoss, MaskRCNNLossConfig, INSTANCE),
+    "smaskrcnn_dense": ModelSpec("the same Mask-RCNN with a dense backbone (the timing twin)",
+                                 lambda **kw: MaskRCNN(MaskRCNNConfig(**{**kw, "sparse": False})), MaskRCNNConfig,
+                                 MaskRCNNLoss, MaskRCNNLossConfig, INSTANCE, {"sparse": False}),
 }
 
 

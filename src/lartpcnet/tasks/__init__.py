@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from lartpcnet.errors import DataError
 from lartpcnet.tasks.base import Metrics, Output, Report, Task
+from lartpcnet.tasks.instance import InstanceTask
 from lartpcnet.tasks.segmentation import SegmentationTask
 from lartpcnet.tasks.tagging import TaggingTask
 
 SEGMENTATION = SegmentationTask()
 TAGGING = TaggingTask()
-TASKS: dict[str, Task] = {task.name: task for task in (SEGMENTATION, TAGGING)}
+INSTANCE = InstanceTask()
+TASKS: dict[str, Task] = {task.name: task for task in (SEGMENTATION, TAGGING, INSTANCE)}
 
 
 def by_name(name: str, file: str | None = None) -> Task:
@@ -24,4 +26,4 @@ def by_name(name: str, file: str | None = None) -> Task:
     return TASKS[name]
 
 
-__all__ = ["SEGMENTATION", "TAGGING", "TASKS", "Metrics", "Output", "Report", "Task", "by_name"]
+__all__ = ["INSTANCE", "SEGMENTATION", "TAGGING", "TASKS", "Metrics", "Output", "Report", "Task", "by_name"]

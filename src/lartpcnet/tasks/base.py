@@ -129,6 +129,10 @@ class Task(ABC):
         """Per-site arrays the prediction file stores beside coords, scores and labels."""
         return {}
 
+    def event_fields(self, outputs: Sequence[Output]) -> dict[str, np.ndarray]:
+        """Per-event tables the prediction file stores (``GROUP/name`` datasets with ``GROUP/offsets``)."""
+        return {}
+
     def image_of(self, settings: InputSettings) -> str:
         """What the output's coordinates index, as the prediction file records it."""
         return "voxels" if settings.plane is None else f"plane {settings.plane}"

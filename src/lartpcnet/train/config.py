@@ -128,7 +128,7 @@ def load_config(path: str | Path, overrides: list[str] | None = None) -> TrainCo
         first = err.errors()[0]
         where = ".".join(str(x) for x in first["loc"])
         message = first["msg"].removeprefix("Value error, ")
-        if where == "model" and ": " in message:  # the section named inside the message
+        if where == "model" and message.startswith(("network.", "loss.")):  # the section named inside
             inner, message = message.split(": ", 1)
             where = f"model.{inner}"
         raise DataError(message, file=str(path), field=where) from err

@@ -219,3 +219,37 @@ def draw_tagging(planes: list[SparseImage], coords: np.ndarray, predicted: np.nd
         for ax in axes[p]:
             _plane_axes(ax, image.shape)
     return save_figure(fig, path, dpi=90, title=title)
+
+
+def draw_instances(image: SparseImage, coords: np.ndarray, instance: np.ndarray, truth: np.ndarray,
+                   path: str | Path, title: str) -> Path:
+    """Instance clustering of one plane: charge, the true instances and the predicted ones, each
+    instance in its own colour (sites in no instance grey)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LogNorm
+
+    order = _matching_sites(image, coords)
+    predicted = np.full(len(image), -1, np.int64)
+    predicted[order] = instance
+    fig, axes = plt.subplots(1, 3, figsize=(22, 5.2))
+    values = np.clip(image.values, 1.0, None)
+    art = _scatter_plane(axes[0], image, values, cmap="viridis", norm=LogNorm(vmin=1.0, vmax=max(values.max(), 2.0)))
+    fig.colorbar(art, ax=axes[0], label="charge [ADC]", pad=0.01)
+    axes[0].set_title(f"input: {len(image)} sites", fontsize=9)
+    palette = plt.get_cmap("tab20")
+    for ax, labels, what in ((axes[1], np.asarray(truth), "true instances (interactions)"),
+                             (axes[2], predicted, "predicted instances")):
+        ids = np.unique(labels[labels >= 0])
+        colour = {int(i): palette(k % 20) for k, i in enumerate(ids)}
+        c = image.coords
+        none = labels < 0
+        ax.scatter(c[none, 1], c[none, 0], s=0.5, c="#d0d0d0", marker="s", linewidths=0, rasterized=True)
+        ax.scatter(c[~none, 1], c[~none, 0], s=1.5, c=[colour[int(i)] for i in labels[~none]], marker="s",
+                   linewidths=0, rasterized=True)
+        ax.set_title(f"{what}: {len(ids)}", fontsize=9)
+    for ax in axes:
+        _plane_axes(ax, image.shape)
+    return save_figure(fig, path, dpi=90, title=title)
