@@ -2,7 +2,7 @@
 # A resumable, low-priority training job: starting it again after a stop, a kill or a reboot
 # is a resume.
 #
-#   scripts/train_background.sh NAME        # cosmictagger_sbnd or uresnet3d_pilarnet
+#   scripts/train_background.sh NAME        # cosmictagger_sbnd, uresnet3d_pilarnet or smaskrcnn_uboone
 #   scripts/train_background.sh NAME --stop # ends the job (it resumes where it was next time)
 #
 # - Runs under `nice -n 19` with one thread, so it takes only what other work leaves idle.
@@ -22,18 +22,25 @@ runs=${LARTPCNET_RUNS:-runs}
 run=$runs/${name}_background
 python=${PYTHON:-.venv/bin/python}
 
+init=(--init-from "$name")
 case $name in
   cosmictagger_sbnd)
     # batch 4 at 50 % resolution, bf16 autocast on CPU; 12,000 events is about 4 h of training
     sample=sbnd_cosmic events=12000
     settings=(--set batch_size=4 --set amp=true --set data.validation.events=32
               --set validate_every=250 --set checkpoint_every=250) ;;
+  smaskrcnn_uboone)
+    # the config's lighter CPU network, one full Y plane per iteration, from scratch (no weights ship
+    # yet, and the paper's ImageNet start is not available); 3,000 events is about 4 h of training
+    sample=uboone_smrcnn_nue events=3000 init=()
+    settings=(--set data.validation.events=16 --set validate_every=500 --set checkpoint_every=250) ;;
   uresnet3d_pilarnet)
     # the shipped weights' last phase: pilarnet3d with stopping muons twice as often, lr 1e-4
     sample=pilarnet3d events=0
     settings=(--set amp=true --set optimizer.lr=0.0001 --set 'data.train.mix={pilarnet3d: 1, michel: 2}'
               --set data.train.sample=null --set validate_every=500 --set checkpoint_every=250) ;;
-  *) echo "train_background.sh: no background recipe for $name (cosmictagger_sbnd, uresnet3d_pilarnet)" >&2
+  *) echo "train_background.sh: no background recipe for $name (cosmictagger_sbnd, uresnet3d_pilarnet," \
+          "smaskrcnn_uboone)" >&2
      exit 2 ;;
 esac
 
@@ -63,7 +70,7 @@ setsid bash -c '
   shift 3
   echo "$(date "+%F %T") training: $*"
   exec nice -n 19 '"$python"' -m lartpcnet.cli train "$@" --no-progress
-' background "${file:-}" "$sample" "$events" "configs/$name.yaml" --out "$run" --resume --init-from "$name" \
+' background "${file:-}" "$sample" "$events" "configs/$name.yaml" --out "$run" --resume "${init[@]}" \
   "${settings[@]}" "${data[@]}" >> "$run/background.log" 2>&1 < /dev/null &
 echo $! > "$run/pid"
 echo "started $name in the background (pid $!): tail -f $run/background.log; cat $run/status.txt"
