@@ -172,3 +172,14 @@ def test_no_unsafe_loader_in_the_source():
             if any(b in line.replace(" ", "") for b in (b.replace(" ", "") for b in banned))
             and ".eval()" not in line and "_eval(" not in line]
     assert not hits, hits
+
+
+def test_models_lists_every_shipped_model_with_its_sha256(capsys):
+    import json
+
+    assert main(["models", "--verify", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["models"]}
+    assert set(rows) == set(checkpoint.shipped_models())
+    for name, row in rows.items():
+        assert row["sha256_ok"] and row["sha256"] == checkpoint.sha256(checkpoint.shipped_path(name))
+        assert row["task"] in ("segmentation", "tagging", "instance") and row["metrics"]

@@ -67,6 +67,30 @@ def cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from lartpcnet.checkpoint import sha256, shipped_models, shipped_path
+
+    rows = []
+    for name, entry in shipped_models().items():
+        path = shipped_path(name)
+        row = {"name": name, **entry, "installed": path is not None}
+        if args.verify and path is not None:
+            row["sha256_ok"] = sha256(path) == entry["sha256"]
+        rows.append(row)
+    lines = []
+    for r in rows:
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in r.get("metrics", {}).items())
+        training = r.get("training", {})
+        lines += [f"{r['name']} ({r['task']}, planes {r.get('planes')}): {r.get('description', '')}",
+                  f"  trained on {training.get('data')}, {training.get('iterations')} iterations of "
+                  f"{training.get('batch_size')}",
+                  f"  {metrics} ({r.get('metrics_on', '')})",
+                  f"  sha256 {r['sha256']}" + ("" if r["installed"] else "  (not installed)")
+                  + ("" if "sha256_ok" not in r else "  ok" if r["sha256_ok"] else "  MISMATCH")]
+    _emit({"models": rows}, args.json, "\n".join(lines) or "no shipped models in this installation")
+    return 0 if all(r.get("sha256_ok", True) for r in rows) else 2
+
+
 def cmd_display(args: argparse.Namespace) -> int:
     import lartpcnet.data as data
     from lartpcnet.data.larcv3 import Larcv3Events
@@ -349,6 +373,9 @@ def build_parser() -> argparse.ArgumentParser:
     simulate.add_argument("--out", required=True, help="output HDF5 file")
     simulate.add_argument("--workers", type=positive_int, default=1, help="worker processes")
     simulate.add_argument("--part-size", type=positive_int, default=100, help="events per resumable part (default 100)")
+
+    models = command("models", cmd_models, "the shipped weights: task, planes, training, headline metrics, sha256")
+    models.add_argument("--verify", action="store_true", help="check every installed file against its sha256")
 
     info = command("info", cmd_info, "describe a data file (lartpcnet or larcv3 HDF5, larcv2 ROOT): products, events, "
                    "truth labels")
