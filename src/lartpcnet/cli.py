@@ -30,6 +30,13 @@ USER_OS_ERRORS = {errno.ENOSPC: "no space left on the device", errno.EROFS: "rea
                   errno.ENOTDIR: "not a folder"}
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with the CLI's contract for errors: one line on stderr, exit code 2."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -355,9 +362,8 @@ def _overwrite_flag() -> argparse.ArgumentParser:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lartpcnet",
-                                     description="Sparse deep-learning reconstruction of LArTPC images.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    parser = Parser(prog="lartpcnet", description="Sparse deep-learning reconstruction of LArTPC images.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=Parser)
     output, overwrite = _output_flags(), _overwrite_flag()
 
     def command(name: str, func: Callable, help_text: str, *parents: argparse.ArgumentParser):

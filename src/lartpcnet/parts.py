@@ -15,8 +15,10 @@ datasets belong to entry ``i``) is rebased as it goes.
 
 from __future__ import annotations
 
+import io
 import json
 import math
+import os
 import re
 import shutil
 import time
@@ -139,13 +141,24 @@ def _difference(old: dict | None, new: dict) -> str:
 
 
 def write_tables(path: str | Path, attrs: dict, tables: dict[str, np.ndarray]) -> None:
-    """An HDF5 file of ``tables`` (name -> array; compressed) and ``attrs``, written atomically."""
-    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+    """An HDF5 file of ``tables`` (name -> array; compressed) and ``attrs``, written atomically.
+
+    The file is built in memory and written with a plain write: HDF5 on a full disk fails inside
+    its C library and can take the process down (seen: a segfault on ENOSPC), where a plain write
+    raises OSError, which the atomic write cleans up after and the CLI reports in one line."""
+    with h5py.File(io.BytesIO(), "w", driver="fileobj", libver=("v110", "latest")) as f:
         for key, value in attrs.items():
             f.attrs[key] = value
         for name, values in tables.items():
             big = values.ndim > 0 and values.size > 1024 and not name.endswith("offsets")
             f.create_dataset(name, data=values, compression="gzip" if big else None, track_times=False)
+        f.flush()
+        image = f.id.get_file_image()
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as out:
+            out.write(image)
+            out.flush()
+            os.fsync(out.fileno())
 
 
 def read_tables(path: str | Path) -> dict[str, np.ndarray]:

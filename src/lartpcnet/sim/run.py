@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import shutil
 import time
 from pathlib import Path
 
@@ -34,6 +35,20 @@ def _one(index: int):
     return generate_event(_CONFIG, _SEED, index)
 
 
+def _part_bytes(job: PartsJob) -> int:
+    """The size of the largest finished part (what the next one will about need), 64 MB before any."""
+    return max((path.stat().st_size for _, _, path in job.parts()), default=64 << 20)
+
+
+def _check_space(out: Path, needed: int) -> None:
+    """HDF5 on a full disk fails inside its C library and can take the process down: stop first,
+    with the finished parts kept for a resume."""
+    free = shutil.disk_usage(out.resolve().parent).free
+    if free < needed:
+        raise UserError(f"{out}: no space left on the device ({free >> 20} MB free, about {needed >> 20} MB needed); "
+                        f"the finished parts stay in {out.name}.parts for a resume once there is room")
+
+
 def simulate(sample: str, events: int, seed: int, out: str | Path, workers: int = 1, part_size: int = 100,
              progress: bool = True) -> dict:
     """Simulates ``events`` events of ``sample`` into ``out``; returns a summary."""
@@ -56,6 +71,7 @@ def simulate(sample: str, events: int, seed: int, out: str | Path, workers: int 
         _init(config.model_dump_json(), seed)
     try:
         for run in chunked(todo, part_size):
+            _check_space(out, _part_bytes(job) * 2)  # room for this part, with a margin
             results = pool.imap(_one, run, chunksize=4) if pool else map(_one, run)
             with EventWriter(job.part_path(run[0], run[-1] + 1), attrs) as writer:
                 for event in results:
@@ -66,6 +82,7 @@ def simulate(sample: str, events: int, seed: int, out: str | Path, workers: int 
             pool.terminate()
         bar.close()
     elapsed = time.perf_counter() - start
+    _check_space(out, int(1.1 * sum(path.stat().st_size for _, _, path in job.parts())) + (1 << 20))
     with EventWriter(out, attrs) as writer:
         for _, _, path in job.parts():
             with EventFile(path) as part:
