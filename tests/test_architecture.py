@@ -3,6 +3,8 @@
 import ast
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).parents[1] / "src" / "lartpcnet"
 TASK_NAMES = {"segmentation", "tagging", "instance"}
 MODEL_NAMES = {"uresnet", "uresnet_dense", "cosmictagger", "cosmictagger_dense", "smaskrcnn", "smaskrcnn_dense"}
@@ -127,3 +129,23 @@ def test_only_tasks_and_the_registry_name_tasks_or_models():
                 if "Task" in text:
                     offenders.append(f"{rel}:{node.lineno}: {text}")
     assert not offenders, offenders
+
+
+def test_the_package_asks_for_ranges_and_the_lock_pins_exact_versions():
+    """pip install into an environment with its own torch keeps it: pyproject declares ranges that
+    the lock's exact pins satisfy (make installs the lock)."""
+    from packaging.requirements import Requirement
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    project = tomllib.loads((SRC.parents[1] / "pyproject.toml").read_text())["project"]
+    declared = {r.name.lower(): r for r in map(Requirement, project["dependencies"])}
+    lock = {}
+    for line in (SRC.parents[1] / "requirements.lock").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            lock[name.strip().lower().replace("_", "-")] = version.strip()
+    for name, req in declared.items():
+        assert not any(s.operator == "==" for s in req.specifier), f"pyproject pins {req}; declare a range"
+        assert name in lock, f"{name} is not pinned in requirements.lock"
+        assert req.specifier.contains(lock[name]), f"the lock's {name}=={lock[name]} is outside {req.specifier}"
