@@ -25,7 +25,7 @@ from lartpcnet.data.tagging import tagger_batch
 from lartpcnet.models.cosmictagger import CosmicTagger
 from lartpcnet.sim.samples import generate_event, load_sample
 from lartpcnet.sparse import fold_batchnorm
-from lartpcnet.train.tasks import tagging_item
+from lartpcnet.tasks.tagging import tagging_item
 torch.manual_seed(0)
 net = fold_batchnorm(CosmicTagger(sparse={sparse}))
 item = tagging_item(generate_event(load_sample("sbnd_cosmic"), 0, 0), {factor})
