@@ -190,6 +190,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from lartpcnet import runner
+
+    summary = runner.merge(args.out, args.shards, overwrite=args.overwrite)
+    _emit(summary, args.json, f"merged {len(summary['shards'])} shards ({summary['events']} events) into "
+          f"{summary['out']}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from lartpcnet import runner
     from lartpcnet.data.source import command_line_source
@@ -417,6 +426,12 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--shard", default=None, metavar="K/N", help="only events K, K+N, K+2N, ... (grid jobs)")
     predict.add_argument("--part-size", type=positive_int, default=None,
                          help="events per resumable part (default: a part every 3 minutes of work)")
+
+    merge = command("merge", cmd_merge, "put the outputs of predict --shard K/N back together: one file, as an "
+                    "unsharded predict writes it (checks that the shards are of one job and hold every event once)",
+                    overwrite)
+    merge.add_argument("out", metavar="OUT.h5", help="the merged prediction file")
+    merge.add_argument("shards", nargs="+", metavar="SHARD.h5", help="the outputs of predict --shard K/N")
 
     evaluate = command("evaluate", cmd_evaluate, "the model's metrics on a file or fresh simulated events",
                        _model_flags(), _plane_flag(), _event_flags(required=False))

@@ -10,7 +10,7 @@ where the parts were cut: a resumed job writes the same bytes as an uninterrupte
 
 Part files are tables: every dataset of a part is concatenated across parts in the merged file,
 and a dataset named ``GROUP/offsets`` (rows ``[offsets[i], offsets[i+1])`` of ``GROUP``'s other
-datasets belong to entry ``i``) is rebased as it goes.
+datasets belong to entry ``i``) is rebased as it goes; any other dataset holds one row per entry.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -147,8 +147,8 @@ def write_tables(path: str | Path, attrs: dict, tables: dict[str, np.ndarray]) -
     its C library and can take the process down (seen: a segfault on ENOSPC), where a plain write
     raises OSError, which the atomic write cleans up after and the CLI reports in one line."""
     with h5py.File(io.BytesIO(), "w", driver="fileobj", libver=("v110", "latest")) as f:
-        for key, value in attrs.items():
-            f.attrs[key] = value
+        for key in sorted(attrs):  # h5py reads them back in name order: a file rewritten from them is the same bytes
+            f.attrs[key] = attrs[key]
         for name, values in tables.items():
             big = values.ndim > 0 and values.size > 1024 and not name.endswith("offsets")
             f.create_dataset(name, data=values, compression="gzip" if big else None, track_times=False)
@@ -186,3 +186,26 @@ def merge_tables(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
         else:
             merged[name] = np.concatenate([part[name] for part in parts])
     return merged
+
+
+def take_entries(tables: dict[str, np.ndarray], entries: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
+    """The tables of ``entries`` (entry numbers, in the order wanted): each ``GROUP/offsets``
+    group's rows gathered entry by entry and its offsets rebuilt, any other dataset indexed."""
+    entries = np.asarray(entries, np.int64)
+    groups: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # group -> (its rows to take, its new offsets)
+    for name, values in tables.items():
+        if name.endswith("offsets"):
+            offsets = values.astype(np.int64)
+            sizes = np.diff(offsets)[entries]
+            new = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+            rows = np.repeat(offsets[entries] - new[:-1], sizes) + np.arange(new[-1])
+            groups[name.rpartition("/")[0]] = rows, new
+    taken = {}
+    for name, values in tables.items():
+        group = name.rpartition("/")[0]
+        if group in groups:
+            rows, new = groups[group]
+            taken[name] = new if name.endswith("offsets") else values[rows]
+        else:
+            taken[name] = values[entries]
+    return taken

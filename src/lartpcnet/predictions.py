@@ -5,7 +5,9 @@ rows of ``sites/*`` belong to each: ``coords`` (what they index is the ``image``
 ``plane K``, ``voxels`` or ``planes``, whose coords are (plane, row, column)), ``scores``
 (N, classes), ``label`` and the task's own fields (track/shower scores and labels for
 segmentation). Attributes record the task, the classes, the model and its weights' sha256, and
-the settings (precision, tta, downsample).
+the settings (precision, tta, downsample); ``job`` (JSON) is the job that wrote the file: the
+input's identity and event count, the weights' sha256, the settings and the shard (null for a
+whole file), which ``lartpcnet merge`` checks before it puts shards back together.
 
 Files of earlier versions (no ``version`` attribute; the image told by ``plane`` = K, -1 for
 voxels or -2 for every plane of the tagger) still read.
@@ -27,6 +29,7 @@ from lartpcnet.tasks import Output, by_name
 
 FORMAT = "lartpcnet-predictions"
 VERSION = 2
+JOB_FIELDS = ("input", "input_events", "model", "task", "settings", "shard")  # of the ``job`` attribute
 
 
 def tables(events: Sequence[int], outputs: Sequence[Output], task, classes: int, dim: int) -> dict[str, np.ndarray]:
@@ -43,11 +46,13 @@ def tables(events: Sequence[int], outputs: Sequence[Output], task, classes: int,
             **task.event_fields(outputs)}
 
 
-def attributes(model) -> dict:
+def attributes(model, job: dict | None = None) -> dict:
+    """The file's attributes; ``job``: the record of the job that wrote it (a part has none)."""
     s = model.settings
     return {"format": FORMAT, "version": VERSION, "task": model.task.name, "classes": json.dumps(list(model.classes)),
             "image": model.task.image_of(s.data), "model": s.source, "model_sha256": s.sha256,
-            "precision": s.precision, "tta": s.tta, "downsample": s.data.downsample}
+            "precision": s.precision, "tta": s.tta, "downsample": s.data.downsample,
+            **({} if job is None else {"job": json.dumps(job)})}
 
 
 def write(path: str | Path, events: Sequence[int], outputs: Sequence[Output], model) -> None:
@@ -74,13 +79,38 @@ def _image(f: h5py.File) -> tuple[str, str]:
     return "segmentation", "voxels" if plane == -1 else f"plane {plane}"
 
 
+def _open(path: str | Path) -> h5py.File:
+    f = open_output(path, FORMAT, "lartpcnet predict output")
+    if int(f.attrs.get("version", 1)) > VERSION:
+        f.close()
+        raise DataError(f"was written by a newer lartpcnet (version {f.attrs['version']}); upgrade, or "
+                        "regenerate it with this one's lartpcnet predict", file=str(path))
+    return f
+
+
+def header(path: str | Path) -> tuple[dict, dict]:
+    """A prediction file's attributes and its job record (input identity and event count,
+    weights sha256, task, settings, shard)."""
+    with _open(path) as f:
+        attrs = dict(f.attrs)
+    if "job" not in attrs:
+        raise DataError("records no job (written by an older lartpcnet); rerun its lartpcnet predict to merge "
+                        "it", file=str(path), field="job")
+    try:
+        job = json.loads(attrs["job"])
+    except ValueError as err:
+        raise DataError(f"holds a damaged job record ({err})", file=str(path), field="job") from err
+    missing = [key for key in JOB_FIELDS if key not in job] if isinstance(job, dict) else list(JOB_FIELDS)
+    if missing or not isinstance(job["input"], dict) or not isinstance(job["input_events"], int):
+        raise DataError(f"holds a damaged job record ({', '.join(missing) or 'input'} missing or not what predict "
+                        "writes)", file=str(path), field="job")
+    return attrs, job
+
+
 def read(path: str | Path, event: int) -> dict:
     """One event's predictions: coords, label, scores, classes, task, plane (None for voxels),
     downsample, model, and the file and event they come from."""
-    with open_output(path, FORMAT, "lartpcnet predict output") as f:
-        if int(f.attrs.get("version", 1)) > VERSION:
-            raise DataError(f"was written by a newer lartpcnet (version {f.attrs['version']}); upgrade, or "
-                            "regenerate it with this one's lartpcnet predict", file=str(path))
+    with _open(path) as f:
         try:
             task, image = _image(f)
             index = f["events/index"][:]

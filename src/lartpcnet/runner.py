@@ -17,6 +17,7 @@ resumable prediction files.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -34,8 +35,8 @@ from lartpcnet import checkpoint, predictions
 from lartpcnet.data.event import Event, SparseImage
 from lartpcnet.data.settings import InputSettings
 from lartpcnet.data.source import DataSource, EventSource, command_line_source
-from lartpcnet.errors import DataError, UserError, validation_message
-from lartpcnet.parts import PartsJob, chunked
+from lartpcnet.errors import DataError, UserError, one_line, validation_message
+from lartpcnet.parts import PartsJob, chunked, merge_tables, read_tables, take_entries, write_tables
 from lartpcnet.tasks import Output, Task
 
 PRECISIONS = ("fp32", "bf16")
@@ -376,22 +377,23 @@ def file_identity(path: str | Path) -> dict:
             "sha256_ends": digest.hexdigest()}
 
 
-def check_output(out: str | Path, inputs: Sequence[str | Path], overwrite: bool = False) -> Path:
+def check_output(out: str | Path, inputs: Sequence[str | Path], overwrite: bool = False, flag: str = "--out") -> Path:
     """Refuses, before any work, an output that is an input (also through links), a folder, or
-    in a folder that cannot be written, and an existing file unless ``overwrite``."""
+    in a folder that cannot be written, and an existing file unless ``overwrite``. ``flag``: how
+    the messages name the output."""
     out = Path(out)
     for given in inputs:
         if given is not None and out.exists() and Path(given).exists() and os.path.samefile(out, given):
-            raise UserError(f"--out {out} is the input file {given}; choose another output")
+            raise UserError(f"{flag} {out} is the input file {given}; choose another output")
         if given is not None and out.resolve() == Path(given).resolve():
-            raise UserError(f"--out {out} is the input file {given}; choose another output")
+            raise UserError(f"{flag} {out} is the input file {given}; choose another output")
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name")
+        raise UserError(f"{flag} {out} is a folder; give a file name")
     parent = out.resolve().parent
     if parent.exists() and not os.access(parent, os.W_OK):
-        raise UserError(f"--out {out}: cannot write in {parent} (read-only or not yours)")
+        raise UserError(f"{flag} {out}: cannot write in {parent} (read-only or not yours)")
     if out.exists() and not overwrite:
-        raise UserError(f"--out {out} exists; add --overwrite to replace it, or choose another output")
+        raise UserError(f"{flag} {out} exists; add --overwrite to replace it, or choose another output")
     return out
 
 
@@ -407,7 +409,8 @@ def predict(model: LoadedModel | str, input_path: str, out: str, shard: str | No
     check_output(out, [input_path], overwrite)
     s = model.settings
     with EventSource(DataSource(file=input_path)) as events:
-        indices = list(shard_indices(shard, len(events)))
+        total = len(events)
+        indices = list(shard_indices(shard, total))
         record = {"input": file_identity(input_path), "model": s.sha256, "task": model.task.name,
                   "settings": s.model_dump(include={"data", "precision", "tta"}), "shard": shard}
         job = PartsJob(out, record, len(indices))
@@ -424,13 +427,129 @@ def predict(model: LoadedModel | str, input_path: str, out: str, shard: str | No
 
         job.run(batches(), write, part_size, part_seconds)
         bar.close()
-    job.merge(predictions.attributes(model), predictions.tables([], [], model.task, len(model.classes),
-                                                                   model.output_dim))
+    # the file records its job, with the input's event count, so that merge can check its shards
+    job.merge(predictions.attributes(model, {**record, "input_events": total}),
+              predictions.tables([], [], model.task, len(model.classes), model.output_dim))
     counts = {int(event): model.task.counts(output, model.classes) for event, output in predictions.outputs(out)}
     image = model.task.image_of(s.data)
     return {"model": s.source, "input": input_path, "out": out, "shard": shard, "events": len(indices),
             "task": model.task.name, "image": image, "plane": s.data.plane if image.startswith("plane") else None,
             "downsample": s.data.downsample, "precision": s.precision, "tta": s.tta, "class_counts": counts}
+
+
+# --- merge ---------------------------------------------------------------------------------
+
+# What the shards of one job share, compared in this order. Not the input's path: a grid job
+# often reads its own copy of the input, whose size, mtime and hash of its ends still match.
+SHARED = ("model", "input", "input_events", "task", "settings")
+
+
+def merge(out: str | Path, shards: Sequence[str | Path], overwrite: bool = False) -> dict:
+    """Puts the outputs of ``predict --shard K/N`` back together into ``out``, the file that an
+    unsharded ``predict`` over the whole input writes (the same tables; its job recorded as
+    whole). The shards must come from one job (the same weights, input and settings) and hold
+    every event of the input exactly once; anything else is a one-line error naming the files."""
+    if not shards:
+        raise UserError("give the shard files to merge")
+    for shard in shards:
+        if not Path(shard).exists() and Path(f"{shard}.parts").is_dir():
+            raise DataError(f"is not finished (its parts are in {shard}.parts); rerun its lartpcnet predict, "
+                            "which resumes", file=str(shard))
+        if not Path(shard).exists():
+            raise FileNotFoundError(f"{shard}: no such file")
+    check_output(out, shards, overwrite, flag="output")
+    headers = [predictions.header(shard) for shard in shards]
+    attrs, job = headers[0]
+    shared = _shared_fields(job)
+    for shard, (_, other) in zip(shards[1:], headers[1:], strict=True):
+        theirs = _shared_fields(other)
+        for name in [*shared, *(n for n in theirs if n not in shared)]:
+            if shared.get(name) != theirs.get(name):
+                what = "model (weights sha256)" if name == "model" else name
+                raise DataError(f"{shards[0]} and {shard} are not shards of one job: their {what} differs "
+                                f"({_short(shared.get(name))} and {_short(theirs.get(name))})")
+    total = int(job["input_events"])
+    tables = [_tables(shard) for shard in shards]
+    owner = np.full(total, -1, np.int64)  # the shard holding each event of the input
+    for n, (shard, table) in enumerate(zip(shards, tables, strict=True)):
+        if table.keys() != tables[0].keys():
+            odd = ", ".join(sorted(table.keys() ^ tables[0].keys()))
+            raise DataError(f"holds other tables than {shards[0]} ({odd})", file=str(shard))
+        index = table["events/index"].astype(np.int64)
+        if len(index) and (index.min() < 0 or index.max() >= total or len(np.unique(index)) < len(index)):
+            raise DataError(f"is damaged: its events are not each one of the input's {total} events once",
+                            file=str(shard), field="events/index")
+        held = owner[index]
+        if (held >= 0).any():
+            first = int(held[held >= 0][0])
+            raise DataError(f"{shards[first]} and {shard} both hold {_events(np.sort(index[held == first]))}: each "
+                            "event must be in one shard (give every K of one --shard K/N once)")
+        owner[index] = n
+    missing = np.nonzero(owner < 0)[0]
+    if len(missing):
+        raise DataError(f"the shards miss {_events(missing)} of the input's {total} "
+                        f"events{_absent_shards([j.get('shard') for _, j in headers])}")
+    # an empty shard's tables only add nothing (and could widen a dtype): leave them out
+    merged = merge_tables([t for t in tables if len(t["events/index"])] or tables[:1])
+    merged = take_entries(merged, np.argsort(merged["events/index"], kind="stable"))
+    write_tables(out, {**attrs, "job": json.dumps({**job, "shard": None})}, merged)
+    return {"out": str(out), "shards": [str(s) for s in shards], "events": total, "task": job["task"],
+            "model": str(attrs["model"]), "model_sha256": job["model"], "input": job["input"]["path"]}
+
+
+def _tables(shard: str | Path) -> dict[str, np.ndarray]:
+    try:
+        tables = read_tables(shard)
+    except OSError as err:  # h5py's error on a dataset it cannot read
+        raise DataError(f"is damaged ({one_line(err)}); regenerate it with lartpcnet predict", file=str(shard)) from err
+    if "events/index" not in tables:
+        raise DataError("is damaged or of an unknown layout (no events/index); regenerate it with lartpcnet predict",
+                        file=str(shard))
+    return tables
+
+
+def _shared_fields(job: dict) -> dict[str, Any]:
+    """The fields of a job record that all its shards share, flattened (``settings.data.plane``)."""
+    def flat(value: Any, name: str) -> Iterator[tuple[str, Any]]:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                yield from flat(inner, f"{name}.{key}")
+        else:
+            yield name, value
+
+    keys = [*SHARED, *sorted(set(job) - set(SHARED) - {"shard"})]
+    return {name: value for key in keys for name, value in flat(job.get(key), key) if name != "input.path"}
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _events(events: np.ndarray) -> str:
+    """Sorted event numbers in a few words: ``event 3``, ``events 4-9``, ``events 1, 4, ..., 28 (10
+    events)``, ``events 0-3, 7, 9-12``."""
+    values = events.tolist()
+    if len(values) == 1:
+        return f"event {values[0]}"
+    steps = np.unique(np.diff(events))
+    if len(steps) == 1 and steps[0] > 1 and len(values) > 4:  # a shard's events
+        return f"events {values[0]}, {values[1]}, ..., {values[-1]} ({len(values)} events)"
+    cuts = np.nonzero(np.diff(events) != 1)[0] + 1
+    runs = [f"{r[0]}-{r[-1]}" if len(r) > 1 else f"{r[0]}" for r in np.split(events, cuts)]
+    more = f", ... ({len(values)} events)" if len(runs) > 6 else ""
+    return "events " + ", ".join(runs[:6]) + more
+
+
+def _absent_shards(shards: list[str | None]) -> str:
+    """``: shard 1/3 is not among them`` where every file is a shard of one N, else nothing."""
+    found = [re.fullmatch(r"(\d+)/(\d+)", s or "") for s in shards]
+    if not all(found) or len({int(m[2]) for m in found}) != 1:
+        return ""
+    n = int(found[0][2])
+    absent = sorted(set(range(n)) - {int(m[1]) for m in found})
+    names = ", ".join(f"{k}/{n}" for k in absent[:6]) + (f", ... ({len(absent)} of {n})" if len(absent) > 6 else "")
+    return f": shard {names} is not among them" if len(absent) == 1 else f": shards {names} are not among them"
 
 
 def report(model: LoadedModel | str, name: str, out: str | Path | None = None, **options) -> dict:
@@ -449,4 +568,4 @@ def report(model: LoadedModel | str, name: str, out: str | Path | None = None, *
 
 
 __all__ = ["LoadedModel", "ModelSettings", "Prediction", "command_line_source", "evaluate", "load_model",
-           "predict", "predicted", "run", "score"]
+           "merge", "predict", "predicted", "run", "score"]
