@@ -141,6 +141,31 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_the_finished_parts(trained, s
     assert result.stderr.count("\n") == 1
 
 
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A read-only file system (tmpfs mounted ro: refused even to root; skipped where mounting is not allowed)."""
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if shutil.which("mount") is None or subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs",
+                                                        str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a file system here")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=False)
+
+
+def test_a_read_only_output_place_is_refused_before_any_work(trained, read_only_disk, capsys, monkeypatch):
+    model, events = trained
+    ran = []
+    monkeypatch.setattr(runner, "run", lambda *a, **k: ran.append(1) or iter(()))
+    assert predict(model, events, read_only_disk / "p.h5") == 2
+    one_line_error(capsys, f"cannot write in {read_only_disk}")
+    assert not ran
+    code = main(["simulate", "--sample", "1e1p", "--events", "2", "--out", str(read_only_disk / "s.h5"),
+                 "--no-progress"])
+    assert code == 2
+    one_line_error(capsys, str(read_only_disk))
+
+
 # --- 6. data-loader workers die with the trainer -------------------------------------------------
 
 def _children(pid: int) -> list[int]:
