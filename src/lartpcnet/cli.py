@@ -297,6 +297,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         report = bench.run(quick=args.quick, threads=args.threads, progress=progress)
         files = bench.write(report, Path(args.out), command)
+    elif args.target == "maskrcnn":
+        from lartpcnet.bench import maskrcnn as bench
+
+        report = bench.run(quick=args.quick, threads=args.threads, progress=progress)
+        files = bench.write(report, Path(args.out), command, stem="maskrcnn-quick" if args.quick else "maskrcnn")
     elif args.target == "michel":
         from lartpcnet.bench import michel as bench
 
@@ -472,10 +477,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 help=f"{field.description} (default {field.default!r})")
 
     bench = command("bench", cmd_bench, "performance benchmarks (tables, plots, benchmarks/results/)")
-    bench.add_argument("target", choices=["engine", "sim", "uresnet", "michel", "cosmictagger"],
+    bench.add_argument("target", choices=["engine", "sim", "uresnet", "michel", "cosmictagger", "maskrcnn"],
                        help="engine: one sparse conv layer vs dense and peers; sim: simulation speed per sample; "
                             "uresnet: SparseSSNet inference/training cost vs the dense U-ResNet; michel: the Michel "
-                            "reconstruction step per 512^3 event; cosmictagger: full SBND events, sparse vs dense")
+                            "reconstruction step per 512^3 event; cosmictagger: full SBND events, sparse vs dense; "
+                            "maskrcnn: sMask-RCNN backbone and detection on a full Y plane, sparse vs dense twin")
     bench.add_argument("--events", type=positive_int, default=None,
                        help="sim: events per sample; michel: events (default 20)")
     bench.add_argument("--quick", action="store_true", help="fewer repetitions (< 3 min)")
