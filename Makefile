@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 OUT ?= out/demo
 
-.PHONY: demo test lint bench peers check-larcv3 clean
+.PHONY: demo test lint bench peers check-larcv3 notebook clean
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,11 @@ peers:
 
 clean:
 	rm -rf $(VENV) out
+
+# docs/tutorial.ipynb, re-executed with its outputs kept (the dev extras add the notebook runner)
+notebook: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python scripts/make_tutorial.py
 
 check-larcv3: $(STAMP)
 	bash scripts/check_larcv3.sh

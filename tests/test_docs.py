@@ -38,7 +38,7 @@ def lartpcnet_commands() -> list[tuple[str, list[str]]]:
             if lang not in ("", "sh", "bash"):
                 continue
             for line in shell_lines(body):
-                if not re.search(r"(?:^|[\s/])lartpcnet\s", line):
+                if not re.search(r"(?:^|[\s/])lartpcnet(?:\.cli)?\s", line):
                     continue
                 lexer = shlex.shlex(line, posix=True, punctuation_chars=";&|")
                 lexer.whitespace_split = True
@@ -52,7 +52,9 @@ def lartpcnet_commands() -> list[tuple[str, list[str]]]:
                     part = shlex.join(words)
                     if words and words[0] == "/usr/bin/time":
                         words = [w for w in words[1:] if w != "-v"]
-                    if words and LARTPCNET.match(words[0]):
+                    if "lartpcnet.cli" in words:  # python -m lartpcnet.cli ..., torchrun ... -m lartpcnet.cli ...
+                        words = words[words.index("lartpcnet.cli"):]
+                    if words and (LARTPCNET.match(words[0]) or words[0] == "lartpcnet.cli"):
                         found.append((f"{path.name}: {part}", words[1:]))
     return found
 

@@ -84,6 +84,29 @@ def test_ddp_two_cpu_processes_keep_identical_weights(config_file, tmp_path):
     assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
 
 
+def test_two_nodes_meet_through_the_c10d_rendezvous_as_docs_grid_md_says(config_file, tmp_path):
+    """docs/grid.md's multi-node command, with both "nodes" on this machine (one process each)."""
+    import socket
+
+    with socket.socket() as s:  # a free port for the rendezvous: none is hard-coded
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = tmp_path / "nodes"
+    env = dict(os.environ, OMP_NUM_THREADS="1", GLOO_SOCKET_IFNAME="lo")
+    nodes = [subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1",
+                               "--rdzv-backend", "c10d", "--rdzv-endpoint", f"127.0.0.1:{port}", "--rdzv-id", "test",
+                               "--log-dir", str(tmp_path / f"node{k}"), "--redirects", "3",
+                               "-m", "lartpcnet.cli", "train", str(config_file), "--out", str(out), "--no-progress",
+                               "--set", "iterations=3"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                              cwd=Path(__file__).parent) for k in range(2)]
+    results = [node.communicate(timeout=300) for node in nodes]
+    logs = "".join(f"\n--- {p}:\n{p.read_text()[-1500:]}" for p in sorted(tmp_path.rglob("std*.log")))
+    assert all(node.returncode == 0 for node in nodes), "".join(err[-1500:] for _, err in results) + logs
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["world_size"] == 2 and summary["ranks_in_sync"] is True
+
+
 def test_dense_three_class_network_trains_with_pl_weights(tmp_path, capsys):
     config = dict(TINY, name="dense", model={"name": "uresnet_dense", "network": {"depth": 2, "filters": 4,
                                                                                   "classes": 3, "reps": 1},
