@@ -4,6 +4,7 @@ src/lartpcnet/weights/models.json (lartpcnet.checkpoint checks it on every load)
 
     .venv/bin/python scripts/export_weights.py runs/sparsessnet_uboone/checkpoints/ckpt-5000.pt \
         sparsessnet_uboone
+    .venv/bin/python scripts/export_weights.py CHECKPOINT --out FILE.pt   # the fp16 file only
 
 The model card (docs/models.md) and models.json's description and metrics are edited by hand.
 """
@@ -39,4 +40,7 @@ def main(checkpoint: str, name: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2])
+    if len(sys.argv) == 4 and sys.argv[2] == "--out":  # export only, to a file of your choice
+        export(sys.argv[1], sys.argv[3])
+    else:
+        main(sys.argv[1], sys.argv[2])

@@ -139,3 +139,18 @@ def test_the_readme_engine_example_runs_as_written():
 def test_a_command_line_in_a_doc_is_found_with_its_continuations():
     lines = shell_lines(".venv/bin/lartpcnet michel --model m \\\n    --json  # a comment\n# only a comment\n")
     assert lines == [".venv/bin/lartpcnet michel --model m      --json"]
+
+
+SKIPPED_BLOCKS = ("make demo", "scripts/train_background.sh")  # the set-up itself; a job left running
+
+
+@pytest.mark.slow
+def test_every_readme_shell_block_runs_as_written(user_folder):
+    """All of them, in the README's order, in one folder as a user's (about 40 minutes on 2 cores)."""
+    blocks = [body for lang, body in code_blocks(ROOT / "README.md")
+              if lang == "sh" and not body.startswith(SKIPPED_BLOCKS)]
+    assert len(blocks) >= 5
+    for body in blocks:
+        proc = subprocess.run(["bash", "-euo", "pipefail", "-c", body], cwd=user_folder, capture_output=True,
+                              text=True, timeout=3600)
+        assert proc.returncode == 0, f"{body}\n{proc.stderr[-2000:]}"
