@@ -406,13 +406,13 @@ def run(model_spec, out: str | None = None, input_path: str | None = None, sampl
 
 def plot(candidates: np.ndarray, folder, add_showers: bool = False, dim: int = 3) -> list:
     """Fig. 14 (pixel counts, true vs candidate), Fig. 15 (primary-ionization energy, candidate
-    vs true) and the reconstructed spectrum with the 52.83 MeV edge."""
+    vs true) and the reconstructed spectrum with the 52.3 MeV kinetic-energy edge."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lartpcnet.sim.physics import MICHEL_ENDPOINT  # the spectrum's kinetic-energy edge (PDG)
+    from lartpcnet.sim.physics import MICHEL_KINETIC_ENDPOINT  # the kinetic-energy spectrum's edge (PDG masses)
     from lartpcnet.viz.plots import save_figure
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -448,8 +448,8 @@ def plot(candidates: np.ndarray, folder, add_showers: bool = False, dim: int = 3
     if dim == 3:
         kinetic = matched["true_kinetic"][np.isfinite(matched["true_kinetic"])]
         ax.hist(kinetic, bins=bins, histtype="step", ls="--", label="true Michel kinetic energy (matched)")
-        ax.axvline(MICHEL_ENDPOINT, color="k", lw=0.8, ls=":")
-        ax.text(MICHEL_ENDPOINT, ax.get_ylim()[1] * 0.9, f" {MICHEL_ENDPOINT:.1f} MeV", fontsize=7)
+        ax.axvline(MICHEL_KINETIC_ENDPOINT, color="k", lw=0.8, ls=":")
+        ax.text(MICHEL_KINETIC_ENDPOINT, ax.get_ylim()[1] * 0.9, f" {MICHEL_KINETIC_ENDPOINT:.1f} MeV", fontsize=7)
     ax.set_xlabel(f"reconstructed Michel energy [{unit}]")
     ax.set_ylabel("candidates")
     ax.legend(fontsize=7)

@@ -32,7 +32,8 @@ MUON_LIFETIME = 2196.98  # ns, free muon
 MUON_MINUS_LIFETIME_AR = 537.0  # ns, mu- bound in argon (Suzuki et al. 1987)
 # mu- at rest in argon: capture on the nucleus vs decay. Decay fraction = tau_bound / tau_free.
 MUON_MINUS_DECAY_FRACTION = MUON_MINUS_LIFETIME_AR / MUON_LIFETIME  # ~0.244
-MICHEL_ENDPOINT = 52.83  # MeV, (m_mu^2 + m_e^2) / (2 m_mu) - m_e ~ 52.8
+MICHEL_ENDPOINT = 52.83  # MeV, the largest total energy (m_mu^2 + m_e^2) / (2 m_mu)
+MICHEL_KINETIC_ENDPOINT = MICHEL_ENDPOINT - ELECTRON_MASS  # 52.32 MeV: the edge of the kinetic-energy spectrum
 K_BETHE = 0.307075  # MeV cm^2 / mol
 
 MASSES = {13: MUON_MASS, 211: PION_MASS, 2212: PROTON_MASS, 11: ELECTRON_MASS}
@@ -189,7 +190,8 @@ def delta_ray_rate(kinetic: np.ndarray, mass: float, t_cut: float) -> np.ndarray
 
 
 def sample_michel(rng: np.random.Generator, n: int) -> np.ndarray:
-    """Michel electron energies [MeV]: dN/dx ~ x^2 (3 - 2x), x = E / 52.8 MeV (rejection sampling)."""
+    """Michel electron total energies [MeV]: dN/dx ~ x^2 (3 - 2x), x = E / MICHEL_ENDPOINT (rejection
+    sampling); the kinetic energy is E - m_e, at most MICHEL_KINETIC_ENDPOINT."""
     out = np.empty(0)
     while out.size < n:
         x = rng.random(2 * n + 8)
