@@ -185,8 +185,10 @@ def cmd_predict(args: argparse.Namespace) -> int:
         raise FileNotFoundError(f"{args.input}: no such file")
     runner.check_output(args.out, [args.input], args.overwrite)  # before the weights are even loaded
     summary = runner.predict(_model(args), args.input, args.out, shard=args.shard, batch_size=args.batch_size,
-                             part_size=args.part_size, progress=not args.no_progress, overwrite=args.overwrite)
-    _emit(summary, args.json, f"wrote predictions for {summary['events']} events to {summary['out']}")
+                             part_size=args.part_size, progress=not args.no_progress, overwrite=args.overwrite,
+                             format=args.format)
+    _emit(summary, args.json, f"wrote predictions for {summary['events']} events to {summary['out']}"
+          + (" (larcv3)" if args.format == "larcv3" else ""))
     return 0
 
 
@@ -428,6 +430,9 @@ def build_parser() -> argparse.ArgumentParser:
                       _model_flags(), _plane_flag(), overwrite)
     predict.add_argument("--in", dest="input", required=True, help="input file (any format lartpcnet reads)")
     predict.add_argument("--out", required=True, help="output HDF5 of scores and labels")
+    predict.add_argument("--format", choices=["lartpcnet", "larcv3"], default="lartpcnet",
+                         help="lartpcnet: the prediction file (default); larcv3: the input's image products with "
+                              "<image>_pred (label) and <image>_score_<class> products beside them")
     predict.add_argument("--shard", default=None, metavar="K/N", help="only events K, K+N, K+2N, ... (grid jobs)")
     predict.add_argument("--part-size", type=positive_int, default=None,
                          help="events per resumable part (default: a part every 3 minutes of work)")

@@ -107,14 +107,17 @@ class PartsJob:
                 flush()
         flush()
 
-    def merge(self, attrs: dict, empty: dict[str, np.ndarray]) -> None:
+    def merge(self, attrs: dict, empty: dict[str, np.ndarray],
+              write: Callable[[Path, dict, dict[str, np.ndarray]], Any] | None = None) -> None:
         """Writes every part's tables, concatenated, to ``out`` with ``attrs`` (atomically), then
-        removes the parts. ``empty``: the datasets of a job with no items."""
+        removes the parts. ``empty``: the datasets of a job with no items; ``write(out, attrs,
+        tables)``: how the file is written (default :func:`write_tables`; it must write atomically)."""
         parts = self.parts()
         covered = sum(stop - start for start, stop, _ in parts)
         if covered != self.items:
             raise DataError(f"parts cover {covered} of {self.items} items", file=str(self.folder))
-        write_tables(self.out, attrs, merge_tables([read_tables(p) for _, _, p in parts]) if parts else empty)
+        (write or write_tables)(self.out, attrs, merge_tables([read_tables(p) for _, _, p in parts]) if parts
+                                else empty)
         self.cleanup()
 
     def cleanup(self) -> None:

@@ -351,6 +351,9 @@ def score(net: torch.nn.Module, task: Task, items: Sequence[Any], settings: Inpu
 # --- predict -------------------------------------------------------------------------------
 
 PART_SECONDS = 180.0  # a part is closed after this much work (kill -9 loses at most this)
+# predict's output formats: lartpcnet's prediction file (lartpcnet.predictions), or larcv3 products
+# beside the input's images (lartpcnet.larcv3_predictions)
+FORMATS = ("lartpcnet", "larcv3")
 
 
 def shard_indices(text: str | None, events: int) -> range:
@@ -399,10 +402,15 @@ def check_output(out: str | Path, inputs: Sequence[str | Path], overwrite: bool 
 
 def predict(model: LoadedModel | str, input_path: str, out: str, shard: str | None = None, batch_size: int = 4,
             part_size: int | None = None, progress: bool = True, overwrite: bool = False,
-            part_seconds: float = PART_SECONDS) -> dict:
+            part_seconds: float = PART_SECONDS, format: str = "lartpcnet") -> dict:
     """Writes the per-site scores and labels of every event of this shard to ``out``. Resumable:
     a rerun after a kill does only the events no finished part holds (parts close every
-    ``part_size`` events or ``part_seconds`` of work)."""
+    ``part_size`` events or ``part_seconds`` of work). ``format``: ``lartpcnet`` (the prediction
+    file, ``lartpcnet.predictions``) or ``larcv3`` (the events' images with the predictions as
+    larcv3 products beside them, ``lartpcnet.larcv3_predictions``); the parts are the same for
+    both, the last step writes the one asked for."""
+    if format not in FORMATS:
+        raise UserError(f"format must be one of {', '.join(FORMATS)}, got {format!r}")
     model = as_model(model)
     if not Path(input_path).exists():
         raise FileNotFoundError(f"{input_path}: no such file")
@@ -428,13 +436,22 @@ def predict(model: LoadedModel | str, input_path: str, out: str, shard: str | No
         job.run(batches(), write, part_size, part_seconds)
         bar.close()
     # the file records its job, with the input's event count, so that merge can check its shards
-    job.merge(predictions.attributes(model, {**record, "input_events": total}),
-              predictions.tables([], [], model.task, len(model.classes), model.output_dim))
-    counts = {int(event): model.task.counts(output, model.classes) for event, output in predictions.outputs(out)}
+    attrs = predictions.attributes(model, {**record, "input_events": total})
+    empty = predictions.tables([], [], model.task, len(model.classes), model.output_dim)
+    if format == "larcv3":
+        from lartpcnet import larcv3_predictions
+
+        job.merge(attrs, empty, lambda path, attrs, tables: larcv3_predictions.write(path, input_path, tables, attrs))
+        written = larcv3_predictions.outputs(out)
+    else:
+        job.merge(attrs, empty)
+        written = predictions.outputs(out)
+    counts = {int(event): model.task.counts(output, model.classes) for event, output in written}
     image = model.task.image_of(s.data)
-    return {"model": s.source, "input": input_path, "out": out, "shard": shard, "events": len(indices),
-            "task": model.task.name, "image": image, "plane": s.data.plane if image.startswith("plane") else None,
-            "downsample": s.data.downsample, "precision": s.precision, "tta": s.tta, "class_counts": counts}
+    return {"model": s.source, "input": input_path, "out": out, "format": format, "shard": shard,
+            "events": len(indices), "task": model.task.name, "image": image,
+            "plane": s.data.plane if image.startswith("plane") else None, "downsample": s.data.downsample,
+            "precision": s.precision, "tta": s.tta, "class_counts": counts}
 
 
 # --- merge ---------------------------------------------------------------------------------

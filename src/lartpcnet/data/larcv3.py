@@ -15,10 +15,15 @@ charge as larcv's VoxelSet would: a repeated id in a file is damage, and its lab
 merged), NaN/inf values, label codes out of range (SPINE 0..5, origin 0..2, lartpcnet semantic
 -1..4, ids -1 or more), and label products whose sites differ from the image's. An event with no
 voxels reads as empty images.
+
+``write_larcv3`` writes events in this layout, with more products where asked (``extra``: what
+``lartpcnet predict --format larcv3`` adds beside the image, ``lartpcnet.larcv3_predictions``).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,6 +141,21 @@ class Larcv3File:
 
     def producers(self, kind: str) -> list[str]:
         return [p for k, p in self.products.values() if k == kind]
+
+    def event_ids(self) -> np.ndarray:
+        """``Events/event_id`` as a structured array (larcv3's run, subrun, event)."""
+        with reading(self.path, field="Events/event_id"):
+            table = self._h5["Events/event_id"][:]
+            missing = [f for f in ("run", "subrun", "event") if f not in (table.dtype.names or ())]
+            if missing:
+                raise DataError(f"not a larcv3 event table (no {', '.join(missing)})", file=self.path,
+                                field="Events/event_id")
+            return table
+
+    def attributes(self) -> dict:
+        """The file's root attributes (larcv3 writes none; lartpcnet's predictions record themselves here)."""
+        with reading(self.path):
+            return dict(self._h5.attrs)
 
     # -- low level -----------------------------------------------------------------------
     def _group(self, kind: str, producer: str) -> h5py.Group:
@@ -340,7 +360,9 @@ class Larcv3Events:
     """A larcv3 file seen as lartpcnet Events: one SparseImage per projection of the image product.
 
     The image product is the first ``sparse2d`` (and ``sparse3d``) producer whose name holds none
-    of ``seg``, ``label``, ``class``, ``semantic``, ``instance``, ``interaction``. Its labels come
+    of ``seg``, ``label``, ``class``, ``semantic``, ``instance``, ``interaction`` and that is not
+    a prediction (``is_prediction``: ``<image>_pred...``, ``<image>_score...``; nor are these
+    ever read as truth). Its labels come
     from the products lartpcnet writes beside it, where present: ``<image>_semantic`` (lartpcnet
     semantic codes, -1 noise), else ``<image>_segment`` (larcv/SPINE codes: 0 shower, 1 track,
     2 Michel, 3 delta, 4 low-energy, 5 ghost; track reads as MIP, low-energy and ghost as -1),
@@ -361,9 +383,9 @@ class Larcv3Events:
             raise
 
     def _choose(self, image: str | None, labels: str | None) -> None:
-        images = [p for p in self.file.producers("sparse2d") if not _is_label(p)]
+        images = [p for p in self.file.producers("sparse2d") if not _is_label(p) and not is_prediction(p)]
         self.image = image or (images[0] if images else None)
-        volumes = [p for p in self.file.producers("sparse3d") if not _is_label(p)]
+        volumes = [p for p in self.file.producers("sparse3d") if not _is_label(p) and not is_prediction(p)]
         self.volume = volumes[0] if volumes else None
         if self.image is None and self.volume is None:
             raise DataError("no sparse2d or sparse3d image product", file=self.path)
@@ -389,7 +411,8 @@ class Larcv3Events:
                                 file=self.path)
             return {"origin" if "cosmic" in labels else "spine": labels}
         roles = {role: f"{image}_{suffix}" for role, suffix in COMPANIONS.items() if f"{image}_{suffix}" in producers}
-        others = [p for p in producers if _is_label(p) and p not in roles.values() and p != image]
+        others = [p for p in producers
+                  if _is_label(p) and not is_prediction(p) and p not in roles.values() and p != image]
         if "origin" not in roles and not roles.keys() & {"semantic", "spine"}:
             # a file from elsewhere: its first label product, by name (SBND's sbnd_cosmicseg)
             if others:
@@ -475,6 +498,17 @@ def _is_label(name: str) -> bool:
     return any(hint in name.lower() for hint in _LABEL_HINTS)
 
 
+# what lartpcnet predict writes beside an image <image>: <image>_pred, <image>_pred_instance,
+# <image>_score and <image>_score_<class> (lartpcnet.larcv3_predictions)
+_PREDICTION = re.compile(r".+_(pred|score)(_.*)?")
+
+
+def is_prediction(name: str) -> bool:
+    """Whether a producer name is one of the prediction products ``lartpcnet predict --format
+    larcv3`` writes (``<image>_pred...``, ``<image>_score...``): neither an image nor truth."""
+    return _PREDICTION.fullmatch(name) is not None
+
+
 def _label_codes(values: np.ndarray, path: str, event: int, field: str) -> np.ndarray:
     """Label values (stored as float32 voxel values) as integers: no fractions, no NaN."""
     codes = np.round(values).astype(np.int64) if np.isfinite(values).all() else None
@@ -514,8 +548,8 @@ def _larcv_ids(image) -> tuple[np.ndarray, np.ndarray]:
     else:
         n = np.array(image.shape, np.uint64)
         coords = image.coords
-    ids = np.ravel_multi_index(tuple(coords.astype(np.int64).T), tuple(int(v) for v in n)) if len(image) else \
-        np.zeros(0, np.int64)
+    ids = np.ravel_multi_index(tuple(coords.astype(np.int64).T), tuple(int(v) for v in n)) if len(image.coords) \
+        else np.zeros(0, np.int64)
     return n, ids.astype(np.uint64)
 
 
@@ -527,13 +561,18 @@ class _ProductWriter:
         self.extents, self.metas, self.voxel_extents, self.voxels = [], [], [], []
         self.n_voxels = 0
 
-    def add_event(self, images: list, values: list[np.ndarray]) -> None:
-        """One event's projections (none for an event without this image: every event has an extent)."""
+    def add_event(self, images: list, values: list[np.ndarray], sizes: list | None = None) -> None:
+        """One event's projections (none for an event without this image: every event has an extent).
+        ``sizes``: per projection, larcv3's image_sizes in lartpcnet's axis order (None: the
+        number of voxels, one unit per voxel)."""
         self.extents.append((len(self.metas), len(images)))
         for projection, (image, vals) in enumerate(zip(images, values, strict=True)):
             n, ids = _larcv_ids(image)
             order = np.argsort(ids, kind="stable")  # larcv3 keeps voxel sets sorted by id
-            self.metas.append((1, projection, n.astype(np.float64), n, np.zeros(self.dim)))
+            size = None if sizes is None else sizes[projection]
+            size = n.astype(np.float64) if size is None else np.asarray(size[::-1] if self.dim == 2 else size,
+                                                                           np.float64)
+            self.metas.append((1, projection, size, n, np.zeros(self.dim)))
             self.voxel_extents.append((self.n_voxels, len(ids), projection))
             block = np.zeros(len(ids), VOXEL_DTYPE)
             block["id"], block["value"] = ids[order], np.asarray(vals, np.float32)[order]
@@ -567,8 +606,25 @@ def _table(rows: list[tuple], dtype: np.dtype) -> np.ndarray:
 _MAX_FLOAT_ID = 2**24
 
 
-def write_larcv3(path: str | Path, events, image: str = "wire", semantic: str = "segment",
-                 origin: str = "cosmicseg") -> int:
+@dataclass
+class Projection:
+    """One projection of a product that ``write_larcv3`` writes beside the images (``extra``):
+    its image size (``shape``, as lartpcnet orders axes: (row, column) = (tick, wire) in 2D), the
+    sites as lartpcnet orders coordinates, their values, and ``sizes``, larcv3's physical image
+    size in the same axis order (None: one unit per voxel, as the images are written; a product at
+    a coarser resolution than the image keeps the image's sizes, so that its voxels cover the same
+    ground)."""
+
+    shape: tuple[int, ...]
+    coords: np.ndarray
+    values: np.ndarray
+    sizes: tuple[float, ...] | None = None
+
+
+def write_larcv3(path: str | Path, events: Iterable[Event], image: str = "wire", semantic: str = "segment",
+                 origin: str = "cosmicseg", volume: str | None = None,
+                 extra: Callable[[int, Event], dict[tuple[str, str], list[Projection]]] | None = None,
+                 attrs: dict | None = None) -> int:
     """Writes events as larcv3 HDF5 (atomically); returns the number of events.
 
     Products, for planes (sparse2d) and voxels (sparse3d) alike: ``image`` (the values) and, for
@@ -578,17 +634,28 @@ def write_larcv3(path: str | Path, events, image: str = "wire", semantic: str = 
     (0 background, 1 cosmic, 2 neutrino), ``<image>_instance`` and ``<image>_interaction`` (particle
     and interaction ids, -1 none). Larcv3Events reads them all back, so lartpcnet -> larcv3 ->
     lartpcnet keeps every label of every site (not the particle and interaction tables, nor the
-    vertex). Events with duplicate sites are refused.
+    vertex). Events with duplicate sites are refused. ``volume``: the name of the sparse3d image
+    product and the stem of its labels' (default ``image``).
+
+    ``extra(position, event)``: more products for each event, ``{(kind, producer): [Projection,
+    ...]}`` (sparse2d or sparse3d; an event without one of them gets an empty entry, as larcv3
+    keeps an entry per event in every product); ``attrs``: root attributes of the file (larcv3
+    reads neither, nor minds them).
     """
     from lartpcnet.data.labels import to_spine
     from lartpcnet.io_utils import atomic_path
 
-    names = {"values": image, "spine": f"{image}_{semantic}", "semantic": f"{image}_semantic",
-             "origin": f"{image}_{origin}", "instance": f"{image}_instance", "interaction": f"{image}_interaction"}
-    if len(set(names.values())) != len(names):
-        raise ValueError(f"label product names collide: {sorted(names.values())}")
+    def product_names(stem: str) -> dict[str, str]:
+        return {"values": stem, "spine": f"{stem}_{semantic}", "semantic": f"{stem}_semantic",
+                "origin": f"{stem}_{origin}", "instance": f"{stem}_instance", "interaction": f"{stem}_interaction"}
+
+    names_of = {"sparse2d": product_names(image), "sparse3d": product_names(volume or image)}
+    for kind_names in names_of.values():
+        if len(set(kind_names.values())) != len(kind_names):
+            raise ValueError(f"label product names collide: {sorted(kind_names.values())}")
     products = {(kind, role): _ProductWriter(kind, name, dim) for kind, dim in (("sparse2d", 2), ("sparse3d", 3))
-                for role, name in names.items()}
+                for role, name in names_of[kind].items()}
+    more: dict[tuple[str, str], _ProductWriter] = {}  # the extra products, in the order first met
     truth = {"sparse2d": set(), "sparse3d": set()}  # the labels some site carries
     has = {"sparse2d": False, "sparse3d": False}
 
@@ -602,10 +669,12 @@ def write_larcv3(path: str | Path, events, image: str = "wire", semantic: str = 
         ids.append((0, 0, int(event.meta.get("index", index))))
         for kind, images in (("sparse2d", event.planes), ("sparse3d", [] if event.voxels is None else [event.voxels])):
             has[kind] |= bool(images)
+            names = names_of[kind]
             for k, img in enumerate(images):
                 # refuse what the reader would refuse (duplicates, codes out of range, ...)
                 checked_image(img.coords, img.values, tuple(img.shape), {f: getattr(img, f) for f in LABEL_FIELDS},
-                              {f: f"{kind}_{image} projection {k}" for f in ("coords", "values", *LABEL_FIELDS)},
+                              {f: f"{kind}_{names['values']} projection {k}" for f in ("coords", "values",
+                                                                                     *LABEL_FIELDS)},
                               str(path), index)
                 for f in ("instance", "interaction"):
                     if len(img) and getattr(img, f).max() >= _MAX_FLOAT_ID:
@@ -618,7 +687,27 @@ def write_larcv3(path: str | Path, events, image: str = "wire", semantic: str = 
                        "instance": [i.instance for i in images], "interaction": [i.interaction for i in images]}
             for role, values in columns.items():
                 products[kind, role].add_event(images, values)
+        added = extra(index, event) if extra is not None else {}
+        for key in added:
+            if key not in more:
+                kind, producer = key
+                if kind not in names_of:
+                    raise ValueError(f"extra products are sparse2d or sparse3d, not {kind!r}")
+                if producer in names_of[kind].values():
+                    raise ValueError(f"extra product {kind}_{producer} collides with an image or label product")
+                more[key] = _ProductWriter(kind, producer, 2 if kind == "sparse2d" else 3)
+                for _ in range(index):  # the events before it hold none
+                    more[key].add_event([], [])
+        for key, product in more.items():
+            projections = added.get(key, [])
+            for k, p in enumerate(projections):  # refuse what the reader would refuse
+                where = f"{key[0]}_{key[1]} projection {k}"
+                checked_image(p.coords, p.values, tuple(p.shape), {}, {"coords": where, "values": where}, str(path),
+                              index)
+            product.add_event(projections, [p.values for p in projections], [p.sizes for p in projections])
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as h5:
+        for key in sorted(attrs or {}):
+            h5.attrs[key] = attrs[key]
         h5.create_dataset("Events/event_id", data=_table(ids, EVENT_ID_DTYPE), maxshape=(None,), chunks=True,
                           compression="gzip", track_times=False)
         h5.create_group("Data")
@@ -626,4 +715,6 @@ def write_larcv3(path: str | Path, events, image: str = "wire", semantic: str = 
             label = "semantic" if role == "spine" else role
             if has[kind] and (role == "values" or label in truth[kind]):
                 product.write(h5)
+        for product in more.values():
+            product.write(h5)
     return count
