@@ -337,3 +337,27 @@ def test_the_bridges_components_are_dbscan_with_every_site_a_core_site():
         # the same partition: labels equal up to renaming, one to one
         pairs = set(zip(ours.tolist(), reference.tolist(), strict=True))
         assert len(pairs) == len(set(ours.tolist())) == len(set(reference.tolist())) > 1
+
+
+def test_the_python_apis_candidates_are_the_michel_commands(tmp_path):
+    """model.predict(event) then michel.candidates gives, event by event, the candidates that
+    lartpcnet michel writes (the same network, settings and reconstruction)."""
+    import lartpcnet
+    from lartpcnet.reco import michel
+    from lartpcnet.sim.samples import generate_event, load_sample
+
+    model = lartpcnet.load_model("uresnet3d_pilarnet")
+    config = michel.recommended(model)
+    michel.run(model, out=str(tmp_path / "m.h5"), sample="michel", events=2, seed=777, config=config,
+               progress=False)
+    written = michel.read_output(tmp_path / "m.h5")["candidates"]
+    for index in range(2):
+        found = michel.candidates(model.predict(generate_event(load_sample("michel"), 777, index)), config)
+        rows = written[written["event"] == index]
+        assert [c["pixels"] for c in found] == rows["pixels"].tolist()
+        assert [c["accepted"] for c in found] == rows["accepted"].tolist()
+        assert np.allclose([c["energy"] for c in found], rows["energy"], rtol=1e-5)
+    tagged = lartpcnet.runner.Prediction(np.zeros((1, 3), np.int32), np.ones((1, 3), np.float32), np.zeros(1, np.int8),
+                                         ("background", "cosmic", "neutrino"), "planes")  # a tagger's answer
+    with pytest.raises(lartpcnet.errors.UserError, match="segmentation"):
+        michel.candidates(tagged)

@@ -70,6 +70,7 @@ class Prediction:
     image: str
     truth: np.ndarray | None = None
     fields: dict[str, np.ndarray] = field(default_factory=dict)
+    values: np.ndarray | None = None  # the input's value at each site (ADC or MeV), where the task keeps it
 
     def plane(self, p: int) -> Prediction:
         """The sites of plane ``p`` of a prediction over every plane, as (row, column)."""
@@ -77,7 +78,8 @@ class Prediction:
             raise UserError(f"this prediction is for {self.image}, not for every plane")
         on = self.coords[:, 0] == p
         return Prediction(self.coords[on, 1:], self.scores[on], self.label[on], self.classes, f"plane {p}",
-                          None if self.truth is None else self.truth[on], {k: v[on] for k, v in self.fields.items()})
+                          None if self.truth is None else self.truth[on], {k: v[on] for k, v in self.fields.items()},
+                          None if self.values is None else self.values[on])
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ class LoadedModel:
         (output,) = run(self, [item])
         return Prediction(output.coords, output.scores, output.label, self.classes,
                           self.task.image_of(self.settings.data), output.truth,
-                          self.task.site_fields([output], len(self.classes)))
+                          self.task.site_fields([output], len(self.classes)), output.extra.get("values"))
 
 
 def _validated(model: type[BaseModel], values: dict, flag: str):

@@ -212,6 +212,26 @@ def true_clusters(semantic: np.ndarray, instance: np.ndarray) -> dict[int, np.nd
     return {int(i): sites[ids == i] for i in np.unique(ids)}
 
 
+def candidates(prediction, config: MichelConfig | None = None) -> list[dict]:
+    """The Michel electron candidates of one network answer (``LoadedModel.predict``; with a
+    model's own settings: ``candidates(result, recommended(model))``). Per Michel cluster: its
+    sites' ``coords``, ``pixels``, ``energy`` (the sum of the input's values there: MeV for voxels,
+    ADC for wire planes), the attachment and edge tests, and ``accepted`` (both)."""
+    from lartpcnet.errors import UserError
+
+    if "Michel" not in prediction.classes or prediction.values is None:
+        raise UserError(f"Michel candidates come from a segmentation network's answer, not from a "
+                        f"{'/'.join(prediction.classes)} one")
+    config = config or MichelConfig()
+    predicted = prediction.label
+    if config.michel_score > 0:
+        predicted = michel_at_score(predicted, prediction.scores, config.michel_score)
+    return [{"coords": prediction.coords[c["sites"]], "pixels": len(c["sites"]),
+             "energy": float(prediction.values[c["sites"]].sum()),
+             **{key: c[key] for key in ("attached", "edge", "accepted", "distance", "mip_pixels")}}
+            for c in find_candidates(prediction.coords, predicted, config)]
+
+
 def reconstruct_event(event: int, coords: np.ndarray, predicted: np.ndarray, values: np.ndarray,
                       semantic: np.ndarray, instance: np.ndarray, kinetic: dict[int, float],
                       config: MichelConfig | None = None, add_showers: bool = False) -> tuple[list, list, list]:
