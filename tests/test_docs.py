@@ -50,8 +50,13 @@ def lartpcnet_commands() -> list[tuple[str, list[str]]]:
                         parts[-1].append(token)
                 for words in parts:
                     part = shlex.join(words)
-                    if words and words[0] == "/usr/bin/time":
-                        words = [w for w in words[1:] if w != "-v"]
+                    while words and re.match(r"^[A-Z_][A-Z0-9_]*=", words[0]):  # OMP_NUM_THREADS=1 lartpcnet ...
+                        words = words[1:]
+                    wrappers = {"/usr/bin/time": 1, "timeout": 2, "nice": 1}  # the words each takes
+                    while words and words[0] in wrappers:
+                        words = words[wrappers[words[0]]:]
+                        while words and (words[0].startswith("-") or words[0].isdigit()):  # -v, -n 19, 1860
+                            words = words[1:]
                     if "lartpcnet.cli" in words:  # python -m lartpcnet.cli ..., torchrun ... -m lartpcnet.cli ...
                         words = words[words.index("lartpcnet.cli"):]
                     if words and (LARTPCNET.match(words[0]) or words[0] == "lartpcnet.cli"):
