@@ -42,19 +42,12 @@ _capture: dict = {}
 
 def _pixelise(coords, values, source, deposits, shape):
     """The simulator's _pixelise, plus a record of each site's dominant deposit, its charge share
-    and how many particles put charge in it (same arithmetic, so the labels are identical)."""
+    and how many particles put charge in it (its own site_deposits, so the labels are identical)."""
     image = _original_pixelise(coords, values, source, deposits, shape)
     if coords.shape[0]:
-        key = np.ravel_multi_index(tuple(coords.T), shape)
-        n_source = int(source.max()) + 1
-        pair_keys, inverse = np.unique(key * n_source + source, return_inverse=True)
-        pairs = np.stack([pair_keys // n_source, pair_keys % n_source], 1)
-        pair_charge = np.bincount(inverse, weights=values, minlength=len(pairs))
-        sites, site_of_pair = np.unique(pairs[:, 0], return_inverse=True)
-        total = np.bincount(site_of_pair, weights=pair_charge, minlength=len(sites))
+        sites, pairs, site_of_pair, pair_charge, total, dominant = D.site_deposits(coords, values, source, shape)
         order = np.lexsort((pair_charge, site_of_pair))
         last = np.r_[np.nonzero(np.diff(site_of_pair[order]))[0], len(order) - 1]
-        dominant = pairs[order[last], 1]
         share = pair_charge[order[last]] / np.maximum(total, 1e-12)
         # per site: distinct particles and classes, and the particle / class with the most charge
         # summed over all its deposits (the rule itself takes the single largest deposit)

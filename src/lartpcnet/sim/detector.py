@@ -260,14 +260,12 @@ def _drift(geo: Geometry, deposits: EventDeposits, rng: np.random.Generator, con
     return cloud[own], (electrons[rep] / k)[own], rows[own], idx[rep][own]
 
 
-def _pixelise(coords: np.ndarray, values: np.ndarray, source: np.ndarray, deposits: EventDeposits,
-              shape: tuple[int, ...]) -> SparseImage:
-    """Sums values per site; labels from the dominant deposit, origin from the highest code."""
-    if coords.shape[0] == 0:
-        return SparseImage.empty(shape)
+def site_deposits(coords: np.ndarray, values: np.ndarray, source: np.ndarray, shape: tuple[int, ...]):
+    """The charge of each (site, deposit) pair and each site's dominant deposit (the labelling
+    rule): ``(sites, pairs, site_of_pair, pair_charge, total, dominant)``, sites as flat keys of
+    ``shape``, pairs as (site key, deposit), ``total`` the charge per site."""
     key = np.ravel_multi_index(tuple(coords.T), shape)
-    # per (site, deposit) charge, then per site the deposit with the most charge; one int64 key
-    # per pair keeps np.unique one-dimensional (a 2-D unique sorts ~10x slower)
+    # one int64 key per pair keeps np.unique one-dimensional (a 2-D unique sorts ~10x slower)
     n_source = int(source.max()) + 1
     pair_keys, inverse = np.unique(key * n_source + source, return_inverse=True)
     pairs = np.stack([pair_keys // n_source, pair_keys % n_source], 1)
@@ -276,7 +274,15 @@ def _pixelise(coords: np.ndarray, values: np.ndarray, source: np.ndarray, deposi
     total = np.bincount(site_of_pair, weights=pair_charge, minlength=len(sites))
     order = np.lexsort((pair_charge, site_of_pair))
     last = np.r_[np.nonzero(np.diff(site_of_pair[order]))[0], len(order) - 1]
-    dominant = pairs[order[last], 1]
+    return sites, pairs, site_of_pair, pair_charge, total, pairs[order[last], 1]
+
+
+def _pixelise(coords: np.ndarray, values: np.ndarray, source: np.ndarray, deposits: EventDeposits,
+              shape: tuple[int, ...]) -> SparseImage:
+    """Sums values per site; labels from the dominant deposit, origin from the highest code."""
+    if coords.shape[0] == 0:
+        return SparseImage.empty(shape)
+    sites, pairs, site_of_pair, _, total, dominant = site_deposits(coords, values, source, shape)
     origin = np.zeros(len(sites), dtype=np.int8)
     np.maximum.at(origin, site_of_pair, deposits.origin[pairs[:, 1]])
     return SparseImage(
