@@ -38,3 +38,28 @@ def test_simulated_michel_secondaries_relabel_like_the_simulator_option():
     relabelled = generate_event(config.model_copy(update={"relabel_secondaries": True}), 4, 0)
     got = relabel_secondaries(default.voxels.semantic, default.voxels.instance, default.particles)
     assert np.array_equal(got, relabelled.voxels.semantic)
+
+
+def test_hip_as_the_highly_ionizing_part_of_proton_tracks_changes_only_labels():
+    """hip_min_dedx (docs/sparsessnet_2d.md's proposal): the same events, charge for charge, with
+    HIP kept only where a proton's mean dE/dx is above 1.5 x a MIP's; what stays HIP is brighter."""
+    import numpy as np
+
+    from lartpcnet.data.labels import HIP, MIP
+    from lartpcnet.sim.samples import generate_event, load_sample
+
+    plain = load_sample("particle_bomb")
+    bright = plain.model_copy(update={"hip_min_dedx": 3.18})
+    hip_before = hip_after = 0
+    hip_adc, mip_adc = [], []
+    for i in range(12):
+        a, b = generate_event(plain, 31, i).planes[2], generate_event(bright, 31, i).planes[2]
+        assert np.array_equal(a.coords, b.coords) and np.array_equal(a.values, b.values)
+        changed = a.semantic != b.semantic
+        assert np.all(a.semantic[changed] == HIP) and np.all(b.semantic[changed] == MIP)
+        hip_before += int((a.semantic == HIP).sum())
+        hip_after += int((b.semantic == HIP).sum())
+        hip_adc.append(b.values[b.semantic == HIP])
+        mip_adc.append(b.values[b.semantic == MIP])
+    assert hip_before > 1000 and 0 < hip_after < 0.5 * hip_before
+    assert np.median(np.concatenate(hip_adc)) > 1.1 * np.median(np.concatenate(mip_adc))

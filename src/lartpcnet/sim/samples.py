@@ -94,6 +94,7 @@ class SampleConfig(_Strict):
     neutrino: NeutrinoConfig | None = None
     michel: MichelConfig | None = None
     relabel_secondaries: bool = False
+    hip_min_dedx: float | None = Field(None, gt=0)  # MeV/cm: HIP only where a proton is this ionizing
     threshold_adc: float | None = None
     noise: bool = True
 
@@ -149,7 +150,8 @@ def generate_event(config: SampleConfig, seed: int, index: int) -> Event:
         half_x = config.crop[0] * geo.tick_us * geo.drift_velocity / 2  # the crop's drift window
         crop_box = (np.array([max(lo[0], vertex[0] - half_x), lo[1], vertex[2] - config.crop[1] * 0.15]),
                     np.array([min(hi[0], vertex[0] + half_x), hi[1], vertex[2] + config.crop[1] * 0.15]))
-    tr = Transport(rng, world_lo, world_hi, TransportConfig(relabel_secondaries=config.relabel_secondaries))
+    tr = Transport(rng, world_lo, world_hi, TransportConfig(relabel_secondaries=config.relabel_secondaries,
+                                                                 hip_min_dedx=config.hip_min_dedx))
     rows: list[tuple] = []
     next_id = 0
     kind = "bomb"

@@ -39,6 +39,9 @@ class TransportConfig:
     electron_cut: float = 0.1  # MeV: electrons below deposit locally
     photon_cut: float = 0.1  # MeV: photons below are absorbed locally (photoabsorption dominates)
     relabel_secondaries: bool = False  # Michel/delta descendants -> shower (Domine & Terao VI)
+    # HIP is only the highly ionizing part of a proton's (kaon's) track: where its mean dE/dx is
+    # below this (MeV/cm), its deposits are labelled MIP (None: every HIP particle's deposit is HIP)
+    hip_min_dedx: float | None = None
     pion_interaction_length: float = 1.1 * P.NUCLEAR_INTERACTION_LENGTH
 
 
@@ -80,6 +83,7 @@ class Transport:
 
     def __post_init__(self) -> None:
         self._deposits: list[tuple] = []
+        self._semantic_of_block: dict[int, np.ndarray] = {}  # deposit block -> per-deposit classes
         self._rows: list[tuple] = []
         self._stack: list[_Particle] = []
         self._slow: list[_Particle] = []  # electrons below SLOW_ELECTRON, walked together in batches
@@ -130,7 +134,8 @@ class Transport:
 
     # -- deposits ---------------------------------------------------------------------------
     def _deposit(self, p: _Particle, pos: np.ndarray, energy: np.ndarray, dedx: np.ndarray,
-                 time: np.ndarray | float) -> None:
+                 time: np.ndarray | float, semantic: np.ndarray | None = None) -> None:
+        """``semantic``: per-deposit classes where they differ from the particle's."""
         keep = energy > 0
         n = int(np.count_nonzero(keep))
         if n == 0:
@@ -138,7 +143,10 @@ class Transport:
         if n < energy.size:
             pos, energy, dedx = pos[keep], energy[keep], dedx[keep]
             time = time[keep] if isinstance(time, np.ndarray) else time
+            semantic = None if semantic is None else semantic[keep]
         times = time if isinstance(time, np.ndarray) else np.full(n, time)
+        if semantic is not None:  # kept beside the block, so the deposits keep their order
+            self._semantic_of_block[len(self._deposits)] = semantic
         # per-block truth is stored once and expanded in _collect
         self._deposits.append((pos, energy, dedx, times, (p.pid, p.semantic, p.interaction, p.origin, n)))
         self._deposited[p.pid] = self._deposited.get(p.pid, 0.0) + float(energy.sum())
@@ -170,7 +178,14 @@ class Transport:
         parts = []
         if single:
             heads = np.array([b[4] for b in single], np.int64)
-            parts.append(np.repeat(heads[:, :4], heads[:, 4], axis=0))
+            expanded = np.repeat(heads[:, :4], heads[:, 4], axis=0)
+            if self._semantic_of_block:
+                starts = np.concatenate([[0], np.cumsum(heads[:, 4])])
+                order = [k for k, b in enumerate(self._deposits) if not isinstance(b[4], np.ndarray)]
+                for j, k in enumerate(order):
+                    if k in self._semantic_of_block:
+                        expanded[starts[j] : starts[j + 1], 1] = self._semantic_of_block[k]
+            parts.append(expanded)
         parts += [b[4] for b in batch]
         labels = np.concatenate(parts)
         blocks = single + batch
@@ -224,11 +239,12 @@ class Transport:
         residual = float(P.csda_range(np.array([p.kinetic]), mass)[0])
         t0 = p.kinetic
         # (centres, energies, step length, times) per chunk; deposited once the total is known
-        pending: list[tuple[np.ndarray, np.ndarray, float, np.ndarray]] = []
+        pending: list[tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]] = []  # ..., mean dE/dx
         delta_energy = 0.0
         while True:
             if residual < 0.02:  # the last fraction of a millimetre: one deposit
-                pending.append((p.pos[None].copy(), np.array([p.kinetic]), 0.02, np.array([p.time])))
+                pending.append((p.pos[None].copy(), np.array([p.kinetic]), 0.02, np.array([p.time]),
+                                np.array([np.inf])))  # the very end of a range: as ionizing as it gets
                 p.kinetic = 0.0
                 break
             tail = 8 * MAX_STEP
@@ -250,7 +266,7 @@ class Transport:
             loss = np.minimum(loss, 4 * mean_loss + 1.0)  # the far Landau tail is the explicit delta rays
             centres = 0.5 * (points[:-1] + points[1:])[:m]
             times = p.time + s * np.arange(m) * table("inv_beta", mid) / 29.98
-            pending.append((centres, loss, s, times))
+            pending.append((centres, loss, s, times, mean_loss / s))
             delta_energy += self._delta_rays(p, centres, mid, table, s, times)
             residual -= s * m
             p.pos = points[m].copy()
@@ -262,10 +278,13 @@ class Transport:
                 break
         # Deposits plus delta rays never exceed the energy the particle lost.
         lost = t0 - p.kinetic
-        total = sum(float(loss.sum()) for _, loss, _, _ in pending)
+        total = sum(float(loss.sum()) for _, loss, _, _, _ in pending)
         scale = min(1.0, max(lost - delta_energy, 0.0) / total) if total > 0 else 1.0
-        for centres, loss, s, times in pending:
-            self._deposit(p, centres, loss * scale, loss * scale / s, times)
+        split = self.config.hip_min_dedx is not None and p.semantic == HIP
+        for centres, loss, s, times, mean_dedx in pending:
+            # the mean dE/dx, not the fluctuating loss, decides where a proton is highly ionizing
+            semantic = np.where(mean_dedx >= self.config.hip_min_dedx, HIP, MIP) if split else None
+            self._deposit(p, centres, loss * scale, loss * scale / s, times, semantic)
         self._end[p.pid] = np.array([*p.pos, p.time])
         if p.kinetic <= 0.0 and self._inside(p.pos):
             self._at_rest(p)
