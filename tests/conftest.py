@@ -34,6 +34,24 @@ def read_prediction_file(path) -> dict:
         return {key: f[key][:] for key in PREDICTION_FIELDS}
 
 
+def crash_runner_on_call(monkeypatch, call: int = 3):
+    """Makes ``lartpcnet.runner.run`` raise RuntimeError("killed") on its ``call``-th call: a job
+    killed mid-way, for resume tests. Returns the real ``run``, to put back for the resume."""
+    from lartpcnet import runner
+
+    calls = {"n": 0}
+    real = runner.run
+
+    def crashes(*args):
+        calls["n"] += 1
+        if calls["n"] == call:
+            raise RuntimeError("killed")
+        return real(*args)
+
+    monkeypatch.setattr(runner, "run", crashes)
+    return real
+
+
 def train_tiny(folder: Path, config: dict = TINY) -> Path:
     """Trains ``config`` into ``folder/run``; returns its last checkpoint."""
     (folder / "tiny.yaml").write_text(yaml.safe_dump(config))

@@ -9,7 +9,7 @@ import lartpcnet.data as data
 from lartpcnet import larcv3_predictions, runner
 from lartpcnet.cli import main
 from lartpcnet.data.larcv3 import Larcv3Events, Larcv3File, is_prediction
-from tests.conftest import read_prediction_file
+from tests.conftest import crash_runner_on_call, read_prediction_file
 
 CLASSES = ("hip", "mip", "shower", "delta", "michel")
 
@@ -87,17 +87,8 @@ def test_larcv3_predict_resumes_after_a_kill_and_shards_like_the_default(predict
     model, events, default, _ = predicted
     reference = larcv3_predictions.read(runner.predict(str(model), str(events), str(tmp_path / "ref.h5"),
                                                        batch_size=2, progress=False, format="larcv3")["out"])
-    calls = {"n": 0}
-    real = runner.run
-
-    def crashes_on_third_call(*args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("killed")
-        return real(*args)
-
     out = tmp_path / "b.h5"
-    monkeypatch.setattr(runner, "run", crashes_on_third_call)
+    real = crash_runner_on_call(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
         runner.predict(str(model), str(events), str(out), batch_size=2, part_size=2, progress=False, format="larcv3")
     assert sorted(p.name for p in (tmp_path / "b.h5.parts").glob("part-*.h5")) == [

@@ -13,7 +13,7 @@ from lartpcnet import predictions, runner
 from lartpcnet.cli import main
 from lartpcnet.data.source import DataSource, EventSource
 from lartpcnet.tasks.segmentation import SCALES, TABLE_SAMPLES
-from tests.conftest import TINY
+from tests.conftest import TINY, crash_runner_on_call
 from tests.conftest import read_prediction_file as read
 
 
@@ -49,16 +49,7 @@ def test_predict_resumes_after_a_crash_and_batching_does_not_matter(trained, tmp
     model, events = trained
     reference = read(runner.predict(str(model), str(events), str(tmp_path / "ref.h5"), batch_size=1,
                                     part_size=2, progress=False)["out"])
-    calls = {"n": 0}
-    real = runner.run
-
-    def crashes_on_third_call(*args):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise RuntimeError("killed")
-        return real(*args)
-
-    monkeypatch.setattr(runner, "run", crashes_on_third_call)
+    real = crash_runner_on_call(monkeypatch)
     with pytest.raises(RuntimeError, match="killed"):
         runner.predict(str(model), str(events), str(tmp_path / "b.h5"), batch_size=2, part_size=2, progress=False)
     parts = sorted(p.name for p in (tmp_path / "b.h5.parts").glob("part-*.h5"))
