@@ -5,7 +5,8 @@
 #   scripts/train_background.sh NAME        # cosmictagger_sbnd, uresnet3d_pilarnet or smaskrcnn_uboone
 #   scripts/train_background.sh NAME --stop # ends the job (it resumes where it was next time)
 #
-# - Runs under `nice -n 19` with one thread, so it takes only what other work leaves idle.
+# - Runs under `nice -n 19` with one thread (its scheduler autogroup niced too), so it takes only
+#   what other work leaves idle.
 # - Trains from a pre-simulated file (made first, also at low priority, with one worker), so
 #   simulation never takes the core that training needs. Its size keeps any event from being
 #   seen twice within several hours (the config's batch size and the measured s/iteration).
@@ -62,6 +63,10 @@ if (( events > 0 )); then
 fi
 setsid bash -c '
   set -euo pipefail
+  # setsid starts a new scheduler autogroup, and with autogroups (Linux default) nice only ranks
+  # processes inside one group: the group itself must be niced too, or it gets an equal share
+  # of the CPU with the interactive session
+  [[ -w /proc/self/autogroup ]] && echo 19 > /proc/self/autogroup 2>/dev/null || true
   if [[ -n "${1:-}" && ! -f $1 ]]; then
     echo "$(date "+%F %T") simulating $3 events of $2 into $1 (resumable)"
     nice -n 19 '"$python"' -m lartpcnet.cli simulate --sample "$2" --events "$3" --seed 101 --out "$1" \
