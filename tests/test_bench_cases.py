@@ -1,7 +1,11 @@
 """The benchmarks whose cases run as code strings in fresh processes (so that neither ruff nor an
 import sees them): each case runs with today's code and measures the image it names."""
 
+import pytest
+import torch
+
 from lartpcnet.bench import cosmictagger, maskrcnn
+from lartpcnet.bench import train as bench_train
 
 
 def test_the_cosmic_tagger_case_runs_on_a_simulated_sbnd_event():
@@ -23,3 +27,26 @@ def test_the_maskrcnn_report_puts_sparse_and_dense_side_by_side():
              for sparse in (True, False)]
     text = maskrcnn.markdown({"cpu": "cpu", "threads": 2, "cases": cases}, "lartpcnet bench maskrcnn --quick")
     assert text.count("20.0×") == 2 and "lartpcnet bench maskrcnn --quick" in text
+
+
+def test_the_training_case_steps_a_shipped_network_and_profiles_it():
+    # the smallest shipped network's config, one image per batch: one warm-up, one timed, one profiled step
+    threads = torch.get_num_threads()
+    try:
+        row = bench_train.case("uresnet3d_pilarnet", steps=1, threads=1, profile_steps=1, overrides={"batch_size": 1})
+    finally:
+        torch.set_num_threads(threads)  # the case is made for a process of its own
+    assert row["batch"] == 1 and row["amp"] is True and row["sites_per_batch"] > 100
+    assert row["s_per_it"] > 0
+    prof = row["profile"]
+    assert sum(prof["stages"].values()) == pytest.approx(1.0)
+    assert prof["stages"]["matrix products"] > 0.05  # a sparse U-ResNet step is mostly products
+    assert any(t["op"] == "aten::mm" for t in prof["top"])
+
+
+def test_every_training_benchmark_network_has_a_config_that_loads():
+    from lartpcnet.train.config import load_config
+
+    for name, (path, settings, _) in bench_train.NETWORKS.items():
+        config = load_config(bench_train._repo_file(path), [f"{k}={v}" for k, v in settings.items()])
+        assert config.name == name

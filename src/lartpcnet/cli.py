@@ -304,6 +304,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
         report = bench.run(quick=args.quick, threads=args.threads, progress=progress)
         files = bench.write(report, Path(args.out), command, stem="maskrcnn-quick" if args.quick else "maskrcnn")
+    elif args.target == "train":
+        from lartpcnet.bench import train as bench
+
+        report = bench.run(quick=args.quick, threads=args.threads, progress=progress)
+        files = bench.write(report, Path(args.out), command, stem="train-quick" if args.quick else "train")
     elif args.target == "michel":
         from lartpcnet.bench import michel as bench
 
@@ -482,9 +487,11 @@ def build_parser() -> argparse.ArgumentParser:
                                 help=f"{field.description} (default {field.default!r})")
 
     bench = command("bench", cmd_bench, "performance benchmarks (tables, plots, benchmarks/results/)")
-    bench.add_argument("target", choices=["engine", "sim", "uresnet", "michel", "cosmictagger", "maskrcnn"],
+    bench.add_argument("target", choices=["engine", "sim", "uresnet", "train", "michel", "cosmictagger",
+                                           "maskrcnn"],
                        help="engine: one sparse conv layer vs dense and peers; sim: simulation speed per sample; "
-                            "uresnet: SparseSSNet inference/training cost vs the dense U-ResNet; michel: the Michel "
+                            "uresnet: SparseSSNet inference/training cost vs the dense U-ResNet; train: training "
+                            "throughput and a profile of every shipped network; michel: the Michel "
                             "reconstruction step per 512^3 event; cosmictagger: full SBND events, sparse vs dense; "
                             "maskrcnn: sMask-RCNN backbone and detection on a full Y plane, sparse vs dense twin")
     bench.add_argument("--events", type=positive_int, default=None,
