@@ -9,6 +9,7 @@ from lartpcnet.sparse import (
     StridedConv,
     SubmanifoldConv,
     TransposedConv,
+    functional,
     kernel_offsets,
 )
 from lartpcnet.sparse import kmap as kmap_module
@@ -60,10 +61,19 @@ CASES = [
 ]
 
 
+@pytest.fixture
+def padded(request, monkeypatch):
+    """Forces one of the two products: exact row counts (fp32 on CPU) or padded ones (bf16/fp16)."""
+    monkeypatch.setattr(functional, "PAD_ROWS", request.param)
+    return request.param
+
+
 @pytest.mark.parametrize("dim,batch,shape,density", CASES)
 @pytest.mark.parametrize("kernel_size", [1, 3, 5])
 @pytest.mark.parametrize("method", ["table", "sorted"])
-def test_submanifold_matches_dense_forward_and_backward(dim, batch, shape, density, kernel_size, method, monkeypatch):
+@pytest.mark.parametrize("padded", [False, True], ids=["exact-rows", "padded-rows"], indirect=True)
+def test_submanifold_matches_dense_forward_and_backward(dim, batch, shape, density, kernel_size, method, padded,
+                                                        monkeypatch):
     monkeypatch.setattr(kmap_module, "LUT_MAX_CELLS", 1 << 40 if method == "table" else 0)
     monkeypatch.setattr(kmap_module, "LUT_CELLS_PER_SITE", 1 << 40 if method == "table" else 0)
     torch.manual_seed(0)
@@ -96,7 +106,9 @@ STRIDED = [
 
 @pytest.mark.parametrize("dim,batch,shape,density", CASES[:2] + CASES[3:])
 @pytest.mark.parametrize("kernel_size,stride,padding", STRIDED)
-def test_strided_matches_dense_and_transposed_inverts_it(dim, batch, shape, density, kernel_size, stride, padding):
+@pytest.mark.parametrize("padded", [False, True], ids=["exact-rows", "padded-rows"], indirect=True)
+def test_strided_matches_dense_and_transposed_inverts_it(dim, batch, shape, density, kernel_size, stride, padding,
+                                                         padded):
     torch.manual_seed(1)
     x = random_sparse(dim, batch, shape, 3, density, seed=11 + kernel_size * stride)
     x.feats.requires_grad_(True)
@@ -139,7 +151,8 @@ def test_strided_matches_dense_and_transposed_inverts_it(dim, batch, shape, dens
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-def test_gradcheck_float64(dim):
+@pytest.mark.parametrize("padded", [False, True], ids=["exact-rows", "padded-rows"], indirect=True)
+def test_gradcheck_float64(dim, padded):
     shape = (5, 6) if dim == 2 else (4, 3, 5)
     x = random_sparse(dim, 2, shape, 2, 0.35, seed=3, dtype=torch.float64)
     sub = SubmanifoldConv(dim, 2, 3).double()
@@ -172,7 +185,8 @@ def test_offsets_are_c_order():
 
 
 @pytest.mark.parametrize("dim", [2, 3])
-def test_empty_inputs(dim):
+@pytest.mark.parametrize("padded", [False, True], ids=["exact-rows", "padded-rows"], indirect=True)
+def test_empty_inputs(dim, padded):
     shape = (8,) * dim
     empty = SparseTensor(torch.zeros((0, dim + 1), dtype=torch.int64), torch.zeros((0, 4)), shape, batch_size=2)
     sub = SubmanifoldConv(dim, 4, 8)

@@ -519,7 +519,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(argv)
     args.argv = argv  # recorded beside results (benchmarks state the command that made them)
-    configure_runtime()
+    configure_runtime(training=args.command == "train")
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -22,6 +22,9 @@ _M_TRIM_THRESHOLD = -1
 _M_MMAP_MAX = -4
 _TRIM_THRESHOLD = 256 << 20  # give memory back to the OS only above this much free heap
 ONEDNN_CACHE_CAPACITY = 64  # kernels per oneDNN cache (see configure_onednn_caches)
+# training runs each product in three shapes (forward, both gradients) at every level, a few
+# hundred padded shapes in all (lartpcnet.sparse.functional): 64 would evict them every step
+ONEDNN_TRAINING_CACHE_CAPACITY = 1024
 
 
 def configure_malloc() -> bool:
@@ -43,12 +46,14 @@ def configure_onednn_caches(capacity: int = ONEDNN_CACHE_CAPACITY) -> None:
     compiles and caches one kernel per matrix shape, 1024 per cache by default. A sparse conv's
     shapes are its pair counts per kernel offset, new with every event, so those caches only grow:
     measured ~1 GB over 30 MicroBooNE planes, past a grid job's memory. Bounded, the RSS stays flat
-    and inference is faster (no page faults for the growth). Read at oneDNN's first use.
+    and inference is faster (no page faults for the growth). Read at oneDNN's first use. (The
+    sparse convs now pad their row counts in these dtypes, so shapes recur and the cache hits.)
     """
     for variable in ("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "LRU_CACHE_CAPACITY"):  # oneDNN's, then ideep's
         os.environ.setdefault(variable, str(capacity))
 
 
-def configure_runtime() -> dict[str, bool]:
-    configure_onednn_caches()
+def configure_runtime(training: bool = False) -> dict[str, bool]:
+    """Both settings; ``training`` gives oneDNN the larger cache a training step's shapes need."""
+    configure_onednn_caches(ONEDNN_TRAINING_CACHE_CAPACITY if training else ONEDNN_CACHE_CAPACITY)
     return {"malloc": configure_malloc()}

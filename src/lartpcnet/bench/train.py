@@ -53,7 +53,7 @@ def case(name: str, steps: int, threads: int, profile_steps: int, overrides: dic
     from lartpcnet.train.config import load_config
     from lartpcnet.train.trainer import _optimiser
 
-    configure_runtime()
+    configure_runtime(training=True)
     torch.set_num_threads(threads)
     path, settings, _ = NETWORKS[name]
     settings = {**settings, **(overrides or {})}
