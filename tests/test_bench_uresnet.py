@@ -35,5 +35,13 @@ def test_markdown_lists_every_case():
     assert "0.40% of the plane's labels change" in text and "95.00% (fp32) vs 94.90% (bf16)" in text
     assert ("24 different full planes one after another (median 20000 px), bf16: median per plane, RSS growth "
             "after the 4th | 210 ms | -1 |") in text
-    assert "| 1 | 10 | 10 |" in text and "| 8 | 10 | — |" in text
-    assert "| 192³ | 100 | 10 | 10 |" in text and "| 512³ | 300 | 10 | — (does not fit) |" in text
+    assert "| 1 | 10 | 10 | 5 |" in text and "| 8 | 10 | — | |" in text
+    assert "| 192³ | 100 | 10 | 10 | 5 |" in text and "| 512³ | 300 | 10 | — (does not fit in 24 GB) | |" in text
+    report["cube_scan"][0]["dense"] = {"error": "MemoryError"}
+    assert "| 192³ | 100 | 10 | failed: MemoryError | |" in uresnet.markdown(report, "lartpcnet bench uresnet")
+
+
+def test_a_dense_case_runs_in_a_process_of_its_own():
+    result = uresnet._dense_in_process("batch", 1, 1)
+    assert "error" not in result, result
+    assert result["ms"] > 0 and result["peak_mb"] is not None and result["peak_mb"] > 10  # a dense 512 x 512 U-ResNet

@@ -8,6 +8,8 @@ simulated (seed fixed); networks have random weights (speed does not depend on t
 
 from __future__ import annotations
 
+import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -95,6 +97,49 @@ def _dense_inference(net: UResNet, images: list[SparseImage], repeats: int, inpu
     return measure(run, repeats, memory_from_start=True)
 
 
+NET3D = dict(dim=3, depth=5, filters=16, growth="linear", reps=2, classes=5)
+CUBE_GEOMETRY = {192: "cube192", 512: "cube512", 768: "cube768"}
+
+
+def _crops(batch: int) -> list[SparseImage]:
+    bomb = load_sample("particle_bomb")
+    return [generate_event(bomb, 6, i).planes[2] for i in range(batch)]
+
+
+def _cubes(size: int) -> list[SparseImage]:
+    """A training batch of 4 ``pilarnet3d`` events in a ``size``^3 cube."""
+    config = load_sample("pilarnet3d").model_copy(update={"geometry": CUBE_GEOMETRY[size]})
+    return [generate_event(config, 3, i).voxels for i in range(4)]
+
+
+def dense_case(kind: str, size: int, threads: int) -> dict:
+    """One dense U-ResNet case in this process (its memory is its own): ``plane`` (the full
+    plane), ``batch`` (``size`` 512 x 512 crops) or ``cube`` (4 events in a ``size``^3 cube)."""
+    from lartpcnet.runtime import configure_runtime
+    from lartpcnet.sparse import fold_batchnorm
+
+    configure_runtime()
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    images, network, inputs = {"plane": lambda: ([full_plane()], SPARSESSNET, ADC),
+                               "batch": lambda: (_crops(size), SPARSESSNET, ADC),
+                               "cube": lambda: (_cubes(size), NET3D, MEV)}[kind]()
+    net = fold_batchnorm(UResNet(UResNetConfig(**network), sparse=False))
+    return _dense_inference(net, images, 1, inputs)
+
+
+def _dense_in_process(kind: str, size: int, threads: int) -> dict:
+    """``dense_case`` in a fresh process: the dense cases need GBs, which one process would keep
+    from case to case (the 3D 192^3 batch alone peaks at ~16 GB)."""
+    code = ("import json; from lartpcnet.bench.uresnet import dense_case; "
+            f"print(json.dumps(dense_case({kind!r}, {size}, {threads})))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=3600)
+    if proc.returncode != 0:
+        lines = proc.stderr.strip().splitlines()
+        return {"error": lines[-1] if lines else f"exit status {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _training(images: list[SparseImage], repeats: int) -> dict:
     from lartpcnet.models.losses import SegmentationLoss
 
@@ -180,29 +225,24 @@ def run(quick: bool = False, threads: int = 2, progress: bool = True) -> dict:
                                **_training(small, max(repeats - 2, 2))}
     report["bf16_accuracy"] = _bf16_label_changes(plane, [generate_event(bomb, 8, i).planes[2] for i in range(16)])
     steps.update()
-    dense_net = fold_batchnorm(UResNet(UResNetConfig(**SPARSESSNET), sparse=False))
-    report["dense_plane"] = _dense_inference(dense_net, [plane], 1) if not quick else None
+    report["dense_plane"] = _dense_in_process("plane", 0, threads) if not quick else None
     steps.update()
     batches = []
     for size in (1, 2, 4, 8) if quick else (1, 2, 4, 8, 16):
-        images = [generate_event(bomb, 6, i).planes[2] for i in range(size)]
-        row = {"batch": size, "sparse": _inference(sparse_net, images, repeats)}
+        row = {"batch": size, "sparse": _inference(sparse_net, _crops(size), repeats)}
         if size <= 4 or not quick:
-            row["dense"] = _dense_inference(dense_net, images, 1)
+            row["dense"] = _dense_in_process("batch", size, threads)
         batches.append(row)
     report["batch_scan"] = batches
     steps.update()
     cubes = []
-    pilar = load_sample("pilarnet3d")
-    net3d = fold_batchnorm(UResNet(UResNetConfig(dim=3, depth=5, filters=16, growth="linear", reps=2, classes=5)))
+    net3d = fold_batchnorm(UResNet(UResNetConfig(**NET3D)))
     for size in (192, 512, 768):
-        geometry = {192: "cube192", 512: "cube512", 768: "cube768"}[size]
-        config = pilar.model_copy(update={"geometry": geometry})
-        volumes = [generate_event(config, 3, i).voxels for i in range(4)]  # a training batch of 4
+        volumes = _cubes(size)
         row = {"size": size, "voxels": sum(len(v) for v in volumes),
                "sparse": _inference(net3d, volumes, repeats, MEV)}
         if size == 192:
-            row["dense"] = _dense_inference(fold_batchnorm(UResNet(net3d.config, sparse=False)), volumes, 1, MEV)
+            row["dense"] = _dense_in_process("cube", size, threads)
         cubes.append(row)
     report["cube_scan"] = cubes
     steps.update()
@@ -232,8 +272,10 @@ def markdown(report: dict, command: str) -> str:
              f"{t['iterations_per_second']:.2f} it/s | {t['peak_mb'] or 0:.0f} | |",
              f"| training, batch 8 of crops near 1500 px ({report['training_1500']['sites_per_image']:.0f} px each) | "
              f"{report['training_1500']['iterations_per_second']:.2f} it/s | | ≥ 4 it/s at ~1500 px |"]
-    if d:
-        lines.append(f"| dense U-ResNet, same plane | {d['ms']:.0f} ms | {d['peak_mb'] or 0:.0f} | "
+    if d and "error" in d:
+        lines.append(f"| dense U-ResNet, same plane | failed: {d['error']} | | |")
+    elif d:
+        lines.append(f"| dense U-ResNet, same plane (own process) | {d['ms']:.0f} ms | {d['peak_mb'] or 0:.0f} | "
                      f"sparse is {d['ms'] / p['ms']:.0f}× faster |")
     acc = report.get("bf16_accuracy")
     if acc:
@@ -243,18 +285,25 @@ def markdown(report: dict, command: str) -> str:
                   "(bf16)."]
     else:
         lines += ["", "bf16 accuracy cost: not measured (no shipped weights in this installation)."]
-    lines += ["", "Scans (times only: in one process, memory an earlier case left with the allocator hides later "
-              "growth; per-case memory needs one process per case):", "",
-              "| batch (512×512 crops) | sparse ms | dense ms |", "|---:|---:|---:|"]
+    lines += ["", "Scans. Each dense case runs in a process of its own, so its peak memory is its own; the sparse "
+              "cases share one process (their memory is in the plot, times here).", "",
+              "| batch (512×512 crops) | sparse ms | dense ms | dense peak MB |", "|---:|---:|---:|---:|"]
     for row in report["batch_scan"]:
-        dense = row.get("dense")
-        lines.append(f"| {row['batch']} | {row['sparse']['ms']:.0f} | " + (f"{dense['ms']:.0f} |" if dense else "— |"))
-    lines += ["", "| 3D cubes, batch of 4 | voxels | sparse ms | dense ms |", "|---:|---:|---:|---:|"]
+        lines.append(f"| {row['batch']} | {row['sparse']['ms']:.0f} | {_dense_cells(row.get('dense'), '— |')}")
+    lines += ["", "| 3D cubes, batch of 4 | voxels | sparse ms | dense ms | dense peak MB |",
+              "|---:|---:|---:|---:|---:|"]
     for row in report["cube_scan"]:
-        dense = row.get("dense")
         lines.append(f"| {row['size']}³ | {row['voxels']} | {row['sparse']['ms']:.0f} | "
-                     + (f"{dense['ms']:.0f} |" if dense else "— (does not fit) |"))
+                     + _dense_cells(row.get("dense"), "— (does not fit in 24 GB) |"))
     return "\n".join(lines) + "\n"
+
+
+def _dense_cells(dense: dict | None, missing: str) -> str:
+    if not dense:
+        return missing + " |"
+    if "error" in dense:
+        return f"failed: {dense['error']} | |"
+    return f"{dense['ms']:.0f} | {dense['peak_mb'] or 0:.0f} |"
 
 
 def plot(report: dict, path: Path) -> None:
@@ -266,7 +315,7 @@ def plot(report: dict, path: Path) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
     sizes = [r["batch"] for r in report["batch_scan"]]
     a.plot(sizes, [r["sparse"]["ms"] for r in report["batch_scan"]], "o-", label="sparse U-ResNet")
-    dense = [(r["batch"], r["dense"]["ms"]) for r in report["batch_scan"] if r.get("dense")]
+    dense = [(r["batch"], r["dense"]["ms"]) for r in report["batch_scan"] if r.get("dense") and "ms" in r["dense"]]
     if dense:
         a.plot(*zip(*dense, strict=True), "s-", label="dense U-ResNet")
     a.set_xscale("log", base=2)
@@ -276,8 +325,9 @@ def plot(report: dict, path: Path) -> None:
     a.legend(fontsize=8)
     b.plot(sizes, [r["sparse"]["peak_mb"] or 0 for r in report["batch_scan"]], "o-", label="sparse")
     if dense:
-        b.plot([r["batch"] for r in report["batch_scan"] if r.get("dense")],
-               [r["dense"]["peak_mb"] or 0 for r in report["batch_scan"] if r.get("dense")], "s-", label="dense")
+        b.plot([r["batch"] for r in report["batch_scan"] if r.get("dense") and "ms" in r["dense"]],
+               [r["dense"]["peak_mb"] or 0 for r in report["batch_scan"] if r.get("dense") and "ms" in r["dense"]],
+               "s-", label="dense (own process)")
     b.set_xscale("log", base=2)
     b.set_xlabel("batch size")
     b.set_ylabel("peak RSS increase [MB]")
