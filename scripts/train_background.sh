@@ -6,7 +6,7 @@
 #   scripts/train_background.sh NAME --stop # ends the job (it resumes where it was next time)
 #
 # - Runs under `nice -n 19` with one thread (its scheduler autogroup niced too), so it takes only
-#   what other work leaves idle.
+#   what other work leaves idle. LARTPCNET_BACKGROUND_THREADS=N gives it N threads.
 # - Trains from a pre-simulated file (made first, also at low priority, with one worker), so
 #   simulation never takes the core that training needs. Its size keeps any event from being
 #   seen twice within several hours (the config's batch size and the measured s/iteration).
@@ -55,7 +55,8 @@ if [[ -f $run/pid ]] && kill -0 "$(cat "$run/pid")" 2>/dev/null; then
   exit 0
 fi
 
-export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+threads=${LARTPCNET_BACKGROUND_THREADS:-1}  # more where the machine has idle cores to give it
+export OMP_NUM_THREADS=$threads MKL_NUM_THREADS=$threads
 data=()
 if (( events > 0 )); then
   file=$runs/data/${sample}_train_s101_${events}.h5
