@@ -15,8 +15,8 @@ def test_the_cosmic_tagger_case_runs_on_a_simulated_sbnd_event():
 
 
 def test_the_maskrcnn_cases_run_on_a_full_collection_plane():
-    for backbone_only in (True, False):
-        result = maskrcnn._case("light", sparse=True, backbone_only=backbone_only, threads=1, repeats=1)
+    for backbone_only, bf16 in ((True, False), (False, True)):
+        result = maskrcnn._case("light", sparse=True, backbone_only=backbone_only, threads=1, repeats=1, bf16=bf16)
         assert "error" not in result, result
         assert result["shape"] == [1008, 3456] and result["pixels"] > 1000
 
@@ -25,8 +25,10 @@ def test_the_maskrcnn_report_puts_sparse_and_dense_side_by_side():
     cases = [{"network": "light", "stage": stage, "sparse": sparse, "pixels": 9000, "shape": [1008, 3456],
               "ms": 100.0 if sparse else 2000.0, "peak_mb": 50.0} for stage in ("backbone", "detection")
              for sparse in (True, False)]
+    cases[0]["bf16"] = {"ms": 40.0, "peak_mb": 30.0}
     text = maskrcnn.markdown({"cpu": "cpu", "threads": 2, "cases": cases}, "lartpcnet bench maskrcnn --quick")
     assert text.count("20.0×") == 2 and "lartpcnet bench maskrcnn --quick" in text
+    assert "| 9000 | 100 | 50 | 40 | 2000 | 50 | 20.0× |" in text and "| 9000 | 100 | 50 | — | 2000 |" in text
 
 
 def test_the_training_case_steps_a_shipped_network_and_profiles_it():
