@@ -10,7 +10,7 @@ The rule:
    curve's own rise (the median of the differences, scaled to a standard deviation).
 3. The best candidate has the highest ``--metric``.
 4. It is shipped only if it beats the shipped weights, scored on the same validation events now,
-   by more than 2 sigma.
+   by more than 2 sigma. Where no weights ship yet, the best candidate is the first to ship.
 
 Prints the table and the decision; ``--json`` prints them as JSON.
 """
@@ -39,28 +39,35 @@ def noise(values: list[float]) -> float | None:
 
 
 def decide(validations: list[dict], metric: str, shipped: float | None) -> dict:
-    """The rule on ``validations`` (one dict per validation, with ``iteration`` and ``metric``)."""
+    """The rule on ``validations`` (one dict per validation, with ``iteration`` and ``metric``);
+    ``shipped`` None: no weights ship yet."""
     rows = [v for v in validations if v.get(metric) is not None]
     if not rows:
         raise ValueError(f"no validation line holds {metric!r}")
     sigma = noise([v[metric] for v in rows])
     best = max(rows, key=lambda v: v[metric])
     margin = None if shipped is None or sigma is None else best[metric] - shipped
-    ship = margin is not None and margin > NOISE_SIGMAS * sigma
+    ship = shipped is None or (margin is not None and margin > NOISE_SIGMAS * sigma)
+    if shipped is None:
+        reason = "no weights ship yet: the best checkpoint is the first"
+    elif sigma is None:
+        reason = "fewer than three validations: the noise is not measured yet"
+    else:
+        reason = (f"beats the shipped weights by {margin:+.4f}, {'more' if ship else 'not more'} than "
+                  f"{NOISE_SIGMAS:g} x noise ({NOISE_SIGMAS * sigma:.4f})")
     return {"metric": metric, "best_iteration": int(best["iteration"]), "best": best[metric], "shipped": shipped,
-            "noise": sigma, "margin": margin, "ship": ship,
-            "reason": ("fewer than three validations: the noise is not measured yet" if sigma is None else
-                       f"beats the shipped weights by {margin:+.4f}, {'more' if ship else 'not more'} than "
-                       f"{NOISE_SIGMAS:g} x noise ({NOISE_SIGMAS * sigma:.4f})" if margin is not None
-                       else "no score of the shipped weights")}
+            "noise": sigma, "margin": margin, "ship": ship, "reason": reason}
 
 
-def shipped_score(run: Path, against: str, metric: str) -> float:
-    """The shipped weights' ``metric`` on the run's own validation events."""
+def shipped_score(run: Path, against: str, metric: str) -> float | None:
+    """The shipped weights' ``metric`` on the run's own validation events (None: none ship)."""
     from lartpcnet import runner
+    from lartpcnet.checkpoint import shipped_path
     from lartpcnet.train.config import load_config
     from lartpcnet.train.trainer import validation_items
 
+    if shipped_path(against) is None and not Path(against).is_file():  # a name with no weights yet
+        return None
     config = load_config(run / "config.yaml")
     model = runner.load_model(against)
     items = validation_items(config, model.task)
@@ -87,7 +94,8 @@ def main() -> int:
         return 0
     for v in result["validations"]:
         print(f"iteration {v['iteration']:>7}: {args.metric} {v[args.metric]:.4f}")
-    print(f"shipped {against}: {result['shipped']:.4f}; noise {result['noise'] or float('nan'):.4f}")
+    shipped = "none ship yet" if result["shipped"] is None else f"{result['shipped']:.4f}"
+    print(f"shipped {against}: {shipped}; noise {result['noise'] or float('nan'):.4f}")
     print(f"best: iteration {result['best_iteration']} ({result['best']:.4f}); "
           f"{'SHIP' if result['ship'] else 'keep the shipped weights'}: {result['reason']}")
     return 0

@@ -25,6 +25,8 @@ def test_noise_is_the_spread_of_consecutive_validations_and_the_rule_needs_two_s
     kept = choose.decide(rows, "mean_iou", shipped=0.57)
     assert not kept["ship"] and "not more" in kept["reason"]  # 0.03 < 0.042
     assert not choose.decide(rows[:2], "mean_iou", shipped=0.0)["ship"]  # noise not measured yet
+    first = choose.decide(rows, "mean_iou", shipped=None)  # no weights ship yet: the best is the first
+    assert first["ship"] and first["best_iteration"] == 1250 and "first" in first["reason"]
 
 
 def test_the_shipped_weights_are_scored_on_the_runs_own_validation_events(tmp_path):
