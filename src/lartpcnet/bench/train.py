@@ -43,12 +43,9 @@ def _repo_file(path: str) -> Path:
 
 def case(name: str, steps: int, threads: int, profile_steps: int, overrides: dict | None = None) -> dict:
     """Trains ``name`` for ``steps`` timed steps (after one warm-up) in this process; returns its row."""
-    import statistics
-    import time
-
     import torch
 
-    from lartpcnet.bench.peer_runner import current_rss_mb, peak_rss_mb, reset_peak_rss
+    from lartpcnet.bench.peer_runner import measure
     from lartpcnet.data.source import EventSource
     from lartpcnet.models.registry import build, spec
     from lartpcnet.runtime import configure_runtime
@@ -80,17 +77,10 @@ def case(name: str, steps: int, threads: int, profile_steps: int, overrides: dic
         optimiser.zero_grad(set_to_none=True)
 
     net.train()
-    can_reset = reset_peak_rss()
-    base = current_rss_mb()
-    step(batches[0])
-    times = []
-    for items in batches[1:1 + steps]:
-        t0 = time.perf_counter()
-        step(items)
-        times.append(time.perf_counter() - t0)
-    peak = (peak_rss_mb() - base) if can_reset else None
+    timed = iter(batches[: 1 + steps])  # the warm-up step, then the timed ones, each its own batch
+    result = measure(lambda: step(next(timed)), steps, warmup=1, memory_from_start=True)
     row = {"network": name, "batch": config.batch_size, "amp": config.amp, "threads": threads, "steps": steps,
-           "s_per_it": statistics.median(times), "min_s_per_it": min(times), "peak_mb": peak,
+           "s_per_it": result["ms"] / 1e3, "min_s_per_it": result["min_ms"] / 1e3, "peak_mb": result["peak_mb"],
            "sites_per_batch": _sites(batches[1:1 + steps])}
     if profile_steps:
         row["profile"] = _profile(step, batches[1 + steps:])
