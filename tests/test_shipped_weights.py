@@ -32,18 +32,20 @@ FLOOR_SMASKRCNN = {"efficiency": 0.70, "purity": 0.75, "covered": 0.55}
 SEED = 8675309  # neither training (1, or the file of seed 101) nor validation (2) events
 
 
+def evaluate_shipped(name: str, sample: str, events: int, **options) -> dict:
+    """``evaluate`` of the shipped weights ``name`` on fresh events of ``sample`` (seed SEED)."""
+    assert shipped_path(name) is not None, f"{name} weights are missing"
+    return runner.evaluate(name, DataSource(sample=sample, events=events, seed=SEED), progress=False, **options)
+
+
 @pytest.fixture(scope="module")
 def sparsessnet():
-    assert shipped_path("sparsessnet_uboone") is not None, "sparsessnet_uboone weights are missing"
-    return runner.evaluate("sparsessnet_uboone", DataSource(sample="particle_bomb", events=16, seed=SEED),
-                           progress=False)
+    return evaluate_shipped("sparsessnet_uboone", "particle_bomb", 16)
 
 
 @pytest.fixture(scope="module")
 def uresnet3d():
-    assert shipped_path("uresnet3d_pilarnet") is not None, "uresnet3d_pilarnet weights are missing"
-    return runner.evaluate("uresnet3d_pilarnet", DataSource(sample="pilarnet3d", events=16, seed=SEED),
-                           progress=False)
+    return evaluate_shipped("uresnet3d_pilarnet", "pilarnet3d", 16)
 
 
 def test_sparsessnet_weights_meet_their_floor(sparsessnet):
@@ -88,9 +90,7 @@ def test_michel_goals_with_the_shipped_weights_as_the_readme_measures_them():
 
 @pytest.fixture(scope="module")
 def tagger():
-    assert shipped_path("cosmictagger_sbnd") is not None, "cosmictagger_sbnd weights are missing"
-    return runner.evaluate("cosmictagger_sbnd", DataSource(sample="sbnd_cosmic", events=12, seed=SEED),
-                           batch_size=1, progress=False)
+    return evaluate_shipped("cosmictagger_sbnd", "sbnd_cosmic", 12, batch_size=1)
 
 
 def test_cosmic_tagger_weights_meet_their_floor(tagger):
@@ -110,9 +110,7 @@ def test_cosmic_tagger_on_the_real_sbnd_events():
 
 @pytest.fixture(scope="module")
 def smaskrcnn():
-    assert shipped_path("smaskrcnn_uboone") is not None, "smaskrcnn_uboone weights are missing"
-    return runner.evaluate("smaskrcnn_uboone", DataSource(sample="uboone_smrcnn_nue", events=8, seed=SEED),
-                           batch_size=1, progress=False)
+    return evaluate_shipped("smaskrcnn_uboone", "uboone_smrcnn_nue", 8, batch_size=1)
 
 
 def test_smaskrcnn_weights_meet_their_floor(smaskrcnn):
