@@ -48,8 +48,9 @@ def test_hip_as_the_highly_ionizing_part_of_proton_tracks_changes_only_labels():
     from lartpcnet.data.labels import HIP, MIP
     from lartpcnet.sim.samples import generate_event, load_sample
 
-    plain = load_sample("particle_bomb")
-    bright = plain.model_copy(update={"hip_min_dedx": 3.18})
+    bright = load_sample("particle_bomb")
+    assert bright.hip_min_dedx == 3.18  # the shipped sample's definition
+    plain = bright.model_copy(update={"hip_min_dedx": None})
     hip_before = hip_after = 0
     hip_adc, mip_adc = [], []
     for i in range(12):
@@ -63,3 +64,41 @@ def test_hip_as_the_highly_ionizing_part_of_proton_tracks_changes_only_labels():
         mip_adc.append(b.values[b.semantic == MIP])
     assert hip_before > 1000 and 0 < hip_after < 0.5 * hip_before
     assert np.median(np.concatenate(hip_adc)) > 1.1 * np.median(np.concatenate(mip_adc))
+
+
+def test_evaluate_scores_against_truth_relabelled_as_in_training(tmp_path):
+    """A network trained with data.relabel_secondaries is scored on relabelled truth: from a file
+    with a particle table, relabelled; without one, as labelled, with a warning and the flag off."""
+    import dataclasses
+
+    import pytest
+
+    from lartpcnet import runner
+    from lartpcnet.data.h5format import write_events
+    from lartpcnet.data.labels import relabel_secondaries
+    from lartpcnet.data.source import DataSource
+    from lartpcnet.sim.samples import generate_event, load_sample
+
+    events = [generate_event(load_sample("michel"), 8, i) for i in range(2)]
+    write_events(tmp_path / "with.h5", events)
+    write_events(tmp_path / "without.h5", [dataclasses.replace(e, particles=None) for e in events])
+    model = runner.load_model("uresnet3d_pilarnet")
+    assert model.settings.data.relabel_secondaries
+
+    def truth_counts(summary):
+        return np.asarray(summary["confusion"]["matrix"]).sum(axis=1)
+
+    def counts(labels):
+        return np.bincount(np.concatenate(labels).astype(int), minlength=5)
+
+    relabelled = counts([relabel_secondaries(e.voxels.semantic, e.voxels.instance, e.particles) for e in events])
+    plain = counts([e.voxels.semantic for e in events])
+    assert relabelled[MICHEL] < plain[MICHEL]  # the events do hold Michel secondaries
+
+    summary = runner.evaluate(model, DataSource(file=str(tmp_path / "with.h5")), progress=False)
+    assert summary["truth_relabelled"] is True
+    assert np.array_equal(truth_counts(summary), relabelled)
+    with pytest.warns(UserWarning, match="2 events have no particle table"):
+        summary = runner.evaluate(model, DataSource(file=str(tmp_path / "without.h5")), progress=False)
+    assert summary["truth_relabelled"] is False
+    assert np.array_equal(truth_counts(summary), plain)

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,7 +35,7 @@ from tqdm import tqdm
 from lartpcnet import checkpoint, predictions
 from lartpcnet.data.event import Event, SparseImage
 from lartpcnet.data.settings import InputSettings
-from lartpcnet.data.source import DataSource, EventSource, command_line_source
+from lartpcnet.data.source import DataSource, EventSource, can_relabel, command_line_source
 from lartpcnet.errors import DataError, UserError, one_line, validation_message
 from lartpcnet.parts import PartsJob, chunked, merge_tables, read_tables, take_entries, write_tables
 from lartpcnet.tasks import Output, Task
@@ -314,10 +315,14 @@ def evaluate(model: LoadedModel | str, source: DataSource, batch_size: int = 4, 
     A source without truth labels is a one-line error, not a table of None."""
     model = as_model(model)
     metrics = model.task.metrics(model.net, model.settings.data)
-    with EventSource(source) as events:
+    # truth as the network was trained on it; a file's events without a particle table keep theirs
+    relabel = model.settings.data.relabel_secondaries
+    kept_labels = 0
+    with EventSource(source, "where_possible" if relabel else False) as events:
         bar = _bar(len(events), "evaluate", progress)
-        for index, _, item, output in predicted(model, events, events.indices(), batch_size, bar, transform):
+        for index, event, item, output in predicted(model, events, events.indices(), batch_size, bar, transform):
             metrics.add(index, item, output)
+            kept_labels += relabel and events.is_file and not can_relabel(event)
         bar.close()
         if len(events) and not metrics.scored:
             raise DataError("holds no truth labels to score against (lartpcnet predict labels events without "
@@ -325,7 +330,11 @@ def evaluate(model: LoadedModel | str, source: DataSource, batch_size: int = 4, 
     s = model.settings
     summary = {"model": s.source, "input": source.file, "sample": source.sample,
                "seed": source.seed if source.sample else None, "precision": s.precision, "tta": s.tta,
-               **metrics.summary()}
+               "truth_relabelled": relabel and not kept_labels, **metrics.summary()}
+    if kept_labels:
+        warnings.warn(f"{source.describe()}: {kept_labels} events have no particle table, so their Michel/delta "
+                      "secondaries could not be relabelled shower as in training; they are scored as labelled",
+                      stacklevel=2)
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         model.task.evaluation_plots(metrics, summary, Path(out))

@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 import lartpcnet.data as data
 from lartpcnet.data.event import Event
-from lartpcnet.data.labels import relabel_secondaries
+from lartpcnet.data.labels import PRIMARY_PROCESS, relabel_secondaries
 from lartpcnet.errors import DataError, UserError
 
 MIX_STREAM = 0x6D6978  # third seed word of the stream that picks a mixture's sample per event
@@ -74,11 +74,15 @@ def command_line_source(input_path: str | None, sample: str | None, events: int,
 
 
 class EventSource:
-    """Event ``i`` of a ``DataSource``; ``cycle``: a file repeats (training streams)."""
+    """Event ``i`` of a ``DataSource``; ``cycle``: a file repeats (training streams). ``relabel``:
+    Michel/delta secondaries become shower, which a file's events need a particle table for
+    (``relabel="where_possible"``: events without one keep their labels)."""
 
-    def __init__(self, source: DataSource, relabel: bool = False, cycle: bool = False) -> None:
+    def __init__(self, source: DataSource, relabel: bool | str = False, cycle: bool = False) -> None:
         from lartpcnet.sim.samples import load_sample
 
+        if relabel not in (False, True, "where_possible"):
+            raise ValueError(f"relabel must be False, True or 'where_possible', got {relabel!r}")
         self.source, self.relabel, self.cycle = source, relabel, cycle
         samples = source.samples()
         self._configs = [load_sample(name) for name in samples]
@@ -125,7 +129,7 @@ class EventSource:
             return generate_event(self._configs[self.sample_of(index)], self.source.seed, index)
         reader = self._file()
         event = reader[index % len(reader) if self.cycle else index]
-        if self.relabel:
+        if self.relabel and (self.relabel is True or can_relabel(event)):
             event = relabelled(event, self.where, index)
         return event
 
@@ -147,13 +151,26 @@ class EventSource:
         return {**self.__dict__, "_reader": None}
 
 
+def _images(event: Event) -> list:
+    return ([event.voxels] if event.voxels is not None else []) + list(event.planes)
+
+
+def can_relabel(event: Event) -> bool:
+    """Whether the event's Michel/delta secondaries can be told apart: it has a particle table, or
+    no Michel or delta site to relabel."""
+    if event.particles is not None and len(event.particles):
+        return True
+    return not any(image.semantic is not None and np.isin(image.semantic, list(PRIMARY_PROCESS)).any()
+                   for image in _images(event))
+
+
 def relabelled(event: Event, file: str, index: int) -> Event:
     """The event with its Michel/delta secondaries labelled shower (needs the particle table)."""
-    if event.particles is None:
-        raise DataError("has no particle table, which data.relabel_secondaries needs", file=file, event=index,
-                        field="particles")
-    images = [event.voxels] if event.voxels is not None else []
-    images += list(event.planes)
-    for image in images:
+    if not can_relabel(event):
+        raise DataError("has Michel or delta sites but no particle table, which data.relabel_secondaries needs",
+                        file=file, event=index, field="particles")
+    if event.particles is None or not len(event.particles):
+        return event  # nothing to relabel
+    for image in _images(event):
         image.semantic = relabel_secondaries(image.semantic, image.instance, event.particles).astype(np.int8)
     return event
