@@ -2,7 +2,8 @@
 # A resumable, low-priority training job: starting it again after a stop, a kill or a reboot
 # is a resume.
 #
-#   scripts/train_background.sh NAME        # cosmictagger_sbnd, uresnet3d_pilarnet or smaskrcnn_uboone
+#   scripts/train_background.sh NAME        # cosmictagger_sbnd, uresnet3d_pilarnet, sparsessnet_uboone
+#                                           # or smaskrcnn_uboone
 #   scripts/train_background.sh NAME --stop # ends the job (it resumes where it was next time)
 #
 # - Runs under `nice -n 19` with one thread (its scheduler autogroup niced too), so it takes only
@@ -30,6 +31,11 @@ case $name in
     sample=sbnd_cosmic events=12000
     settings=(--set batch_size=4 --set amp=true --set data.validation.events=32
               --set validate_every=250 --set checkpoint_every=250) ;;
+  sparsessnet_uboone)
+    # the collection plane, bf16 autocast, from the shipped weights; 6,000 events is about 2 h of
+    # training at 2 threads (each event seen about twice an hour)
+    sample=particle_bomb events=6000
+    settings=(--set amp=true --set validate_every=500 --set checkpoint_every=250) ;;
   smaskrcnn_uboone)
     # the config's lighter CPU network, one full Y plane per iteration, from scratch (no weights ship
     # yet, and the paper's ImageNet start is not available); 3,000 events is about 4 h of training
@@ -41,7 +47,7 @@ case $name in
     settings=(--set amp=true --set optimizer.lr=0.0001 --set 'data.train.mix={pilarnet3d: 1, michel: 2}'
               --set data.train.sample=null --set validate_every=500 --set checkpoint_every=250) ;;
   *) echo "train_background.sh: no background recipe for $name (cosmictagger_sbnd, uresnet3d_pilarnet," \
-          "smaskrcnn_uboone)" >&2
+          "sparsessnet_uboone, smaskrcnn_uboone)" >&2
      exit 2 ;;
 esac
 
