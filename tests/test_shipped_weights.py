@@ -17,12 +17,10 @@ from tests.conftest import REAL_SBND
 # Regression floors: below what the exported weights measured on 100 fresh events (docs/models.md).
 # On these 16 events the exported weights give 0.841 / 0.924 with HIP 0.41 and Michel 0.38 (2D,
 # relabelled truth with HIP the highly ionizing part of a proton track; the weights before, HIP
-# about 0), 0.957 overall with Michel 0.987 and delta 0.970 (3D,
-# scored against the truth relabelled as in training; 0.945, 0.59 and 0.95 against the plain
-# labels), and
-# the Michel command on 30 events (--track-classes MIP,HIP --bridge-classes shower) 1.000 ID
-# efficiency, 1.000 ID purity, 0.964 cluster efficiency and 0.954 cluster purity (0.935 and 0.954
-# without the bridge).
+# about 0), 0.957 overall with Michel 0.987 and delta 0.970 (3D, scored against the truth
+# relabelled as in training; 0.945, 0.59 and 0.95 against the plain labels), and the Michel command
+# on 30 events (--track-classes MIP,HIP --bridge-classes shower) 1.000 ID efficiency, 1.000 ID
+# purity, 0.964 cluster efficiency and 0.954 cluster purity (0.935 and 0.954 without the bridge).
 FLOOR_2D = {"nonzero_accuracy": 0.80, "two_class_accuracy": 0.90, "HIP": 0.30, "Michel": 0.30}
 FLOOR_3D = {"nonzero_accuracy": 0.93, "Michel": 0.85, "delta": 0.90}
 FLOOR_MICHEL = {"id_efficiency": 0.92, "id_purity": 0.95, "cluster_efficiency": 0.93, "cluster_purity": 0.92}
